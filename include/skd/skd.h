@@ -1,0 +1,10 @@
+/* libskd: structured knowledge distillation on any OpenCL device. */
+#ifndef SKD_SKD_H
+#define SKD_SKD_H
+
+#include "skd/status.h"
+#include "skd/runtime.h"
+#include "skd/tensor.h"
+#include "skd/ops.h"
+
+#endif

@@ -1,0 +1,20 @@
+/* skd-cl: shared declarations of the subcommands. */
+#ifndef SKD_CLI_H
+#define SKD_CLI_H
+
+#include "skd/skd.h"
+
+typedef struct cli_globals {
+  int device;    /* -1: default choice */
+  int profile;   /* -1: SKD_PROFILE decides */
+} cli_globals;
+
+int cmd_list_devices(const cli_globals *g, int argc, char **argv);
+
+/* Creates the context for the chosen device; prints the error and returns
+ * NULL on failure. */
+skd_context *cli_open_context(const cli_globals *g);
+/* Prints the per-kernel profile when profiling is on, then frees ctx. */
+void cli_close_context(skd_context *ctx);
+
+#endif

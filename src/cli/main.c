@@ -1,0 +1,98 @@
+/* skd-cl entry point: global options, then a subcommand. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+struct command {
+  const char *name;
+  int (*run)(const cli_globals *g, int argc, char **argv);
+  const char *summary;
+};
+
+static const struct command commands[] = {
+    {"list-devices", cmd_list_devices, "list every OpenCL device of every platform (--json)"},
+};
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: skd-cl [--device N] [--profile] <command> [options]\n\n"
+             "global options:\n"
+             "  --device N   OpenCL device by global index (see list-devices; also SKD_DEVICE);\n"
+             "               default: the first GPU, else the first device\n"
+             "  --profile    print per-kernel totals at exit (also SKD_PROFILE=1)\n"
+             "  --help       this text\n\ncommands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
+}
+
+static int parse_index(const char *text, int *out) {
+  char *end = NULL;
+  long v = strtol(text, &end, 10);
+  if (!*text || *end || v < 0 || v > 1000000) return 0;
+  *out = (int)v;
+  return 1;
+}
+
+skd_context *cli_open_context(const cli_globals *g) {
+  skd_context_options opt;
+  skd_context_options_default(&opt);
+  opt.device_index = g->device;
+  opt.profiling = g->profile;
+  skd_context *ctx = NULL;
+  if (skd_context_create(&ctx, &opt) != SKD_OK) {
+    fprintf(stderr, "skd-cl: %s\n", skd_error_last());
+    return NULL;
+  }
+  return ctx;
+}
+
+void cli_close_context(skd_context *ctx) {
+  if (ctx && ctx->profiling) {
+    skd_profile_entry *e = NULL;
+    int n = 0;
+    if (skd_profile_summary(ctx, &e, &n) == SKD_OK) {
+      double total = 0;
+      for (int i = 0; i < n; i++) total += e[i].total_ms;
+      fprintf(stderr, "\nprofile on %s (%d kernels, %.3f ms in all)\n", ctx->info.name, n, total);
+      fprintf(stderr, "%-32s %10s %12s %8s\n", "kernel", "calls", "total ms", "share");
+      for (int i = 0; i < n; i++)
+        fprintf(stderr, "%-32s %10lu %12.3f %7.1f%%\n", e[i].name, e[i].calls, e[i].total_ms,
+                total > 0 ? 100.0 * e[i].total_ms / total : 0.0);
+      free(e);
+    }
+  }
+  skd_context_free(ctx);
+}
+
+int main(int argc, char **argv) {
+  cli_globals g = {-1, -1};
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    if (strcmp(argv[i], "--device") == 0) {
+      if (i + 1 >= argc || !parse_index(argv[i + 1], &g.device)) {
+        fprintf(stderr, "skd-cl: --device needs a device index (a number >= 0); see 'skd-cl list-devices'\n");
+        return 2;
+      }
+      i++;
+    } else if (strcmp(argv[i], "--profile") == 0) {
+      g.profile = 1;
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "skd-cl: unknown global option '%s'\n\n", argv[i]);
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (i >= argc) {
+    usage(stderr);
+    return 2;
+  }
+  for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
+    if (strcmp(argv[i], commands[c].name) == 0) return commands[c].run(&g, argc - i, argv + i);
+  fprintf(stderr, "skd-cl: unknown command '%s'\n\n", argv[i]);
+  usage(stderr);
+  return 2;
+}

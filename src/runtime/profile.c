@@ -1,0 +1,90 @@
+/* Per-kernel totals from OpenCL profiling events. Events are resolved in
+ * batches so that the list stays bounded during long runs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/runtime_private.h"
+
+int skd_profile_slot(skd_context *ctx, const char *name) {
+  struct skd_runtime_private *p = ctx->priv;
+  for (int i = 0; i < p->nprofile; i++)
+    if (strcmp(p->profile[i].name, name) == 0) return i;
+  if (p->nprofile == SKD_MAX_PROFILE_SLOTS) return SKD_MAX_PROFILE_SLOTS - 1;
+  struct profile_slot *s = &p->profile[p->nprofile];
+  snprintf(s->name, sizeof s->name, "%s", name);
+  s->calls = 0;
+  s->total_ms = 0;
+  return p->nprofile++;
+}
+
+static void resolve(skd_context *ctx) {
+  struct skd_runtime_private *p = ctx->priv;
+  if (p->npending == 0) return;
+  clFinish(ctx->queue);
+  for (int i = 0; i < p->npending; i++) {
+    cl_ulong t0 = 0, t1 = 0;
+    cl_event ev = p->pending[i].event;
+    if (clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) == CL_SUCCESS &&
+        clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS &&
+        t1 >= t0) {
+      struct profile_slot *s = &p->profile[p->pending[i].slot];
+      s->calls++;
+      s->total_ms += (double)(t1 - t0) * 1e-6;
+    }
+    clReleaseEvent(ev);
+  }
+  p->npending = 0;
+}
+
+void skd_profile_push(skd_context *ctx, int slot, cl_event ev) {
+  struct skd_runtime_private *p = ctx->priv;
+  if (p->npending == SKD_MAX_PENDING_EVENTS) resolve(ctx);
+  p->pending[p->npending].event = ev;
+  p->pending[p->npending].slot = slot;
+  p->npending++;
+}
+
+void skd_profile_event(skd_context *ctx, const char *name, cl_event ev) {
+  if (!ev) return;
+  if (!ctx->profiling) {
+    clReleaseEvent(ev);
+    return;
+  }
+  skd_profile_push(ctx, skd_profile_slot(ctx, name), ev);
+}
+
+void skd_profile_release(skd_context *ctx) {
+  struct skd_runtime_private *p = ctx->priv;
+  for (int i = 0; i < p->npending; i++) clReleaseEvent(p->pending[i].event);
+  p->npending = 0;
+}
+
+static int by_time_desc(const void *a, const void *b) {
+  const skd_profile_entry *x = a, *y = b;
+  return (x->total_ms < y->total_ms) - (x->total_ms > y->total_ms);
+}
+
+skd_status skd_profile_summary(skd_context *ctx, skd_profile_entry **out, int *count) {
+  struct skd_runtime_private *p = ctx->priv;
+  resolve(ctx);
+  *out = NULL;
+  *count = 0;
+  int n = 0;
+  for (int i = 0; i < p->nprofile; i++) n += p->profile[i].calls > 0;
+  if (n == 0) return SKD_OK;
+  skd_profile_entry *e = calloc((size_t)n, sizeof *e);
+  if (!e) return skd_error(SKD_ENOMEM, "profile summary: out of host memory");
+  int j = 0;
+  for (int i = 0; i < p->nprofile; i++) {
+    if (p->profile[i].calls == 0) continue;
+    snprintf(e[j].name, sizeof e[j].name, "%s", p->profile[i].name);
+    e[j].calls = p->profile[i].calls;
+    e[j].total_ms = p->profile[i].total_ms;
+    j++;
+  }
+  qsort(e, (size_t)n, sizeof *e, by_time_desc);
+  *out = e;
+  *count = n;
+  return SKD_OK;
+}

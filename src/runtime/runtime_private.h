@@ -1,0 +1,66 @@
+/* State of a context that the public header keeps opaque. */
+#ifndef SKD_RUNTIME_PRIVATE_H
+#define SKD_RUNTIME_PRIVATE_H
+
+#include "skd/runtime.h"
+
+#define SKD_MAX_PROGRAMS 64
+#define SKD_MAX_KERNELS 512
+#define SKD_MAX_PROFILE_SLOTS 512
+#define SKD_MAX_PENDING_EVENTS 1024
+
+struct program_entry {
+  char family[32];
+  cl_program program;
+};
+
+struct family_options {
+  char family[32];
+  char options[512];
+};
+
+struct profile_slot {
+  char name[96];
+  unsigned long calls;
+  double total_ms;
+};
+
+struct pending_event {
+  cl_event event;
+  int slot;
+};
+
+struct skd_runtime_private {
+  char cache_dir[1024];
+  int cache_enabled;
+  int last_build_from_cache;
+  struct program_entry programs[SKD_MAX_PROGRAMS];
+  int nprograms;
+  struct family_options family_opts[SKD_MAX_PROGRAMS];
+  int nfamily_opts;
+  skd_kernel *kernels[SKD_MAX_KERNELS];
+  int nkernels;
+  struct profile_slot profile[SKD_MAX_PROFILE_SLOTS];
+  int nprofile;
+  struct pending_event pending[SKD_MAX_PENDING_EVENTS];
+  int npending;
+  cl_mem workspace;
+  size_t workspace_bytes;
+};
+
+/* program.c */
+skd_status skd_program_get(skd_context *ctx, const char *family, cl_program *out);
+const char *skd_family_options(const skd_context *ctx, const char *family);
+
+/* profile.c */
+int skd_profile_slot(skd_context *ctx, const char *name);
+void skd_profile_push(skd_context *ctx, int slot, cl_event ev);
+void skd_profile_release(skd_context *ctx);
+
+/* cache.c: a binary cache on disk keyed by a 64-bit hash. */
+unsigned long long skd_hash64(unsigned long long h, const void *data, size_t n);
+#define SKD_HASH_SEED 1469598103934665603ULL
+int skd_cache_load(const char *dir, unsigned long long key, unsigned char **bin, size_t *len);
+void skd_cache_store(const char *dir, unsigned long long key, const unsigned char *bin, size_t len);
+
+#endif

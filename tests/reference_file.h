@@ -1,4 +1,4 @@
-/* Reads the reference files written by tests/reference/*.py: a sequence of
+/* Reads the reference files written by the scripts in tests/reference/: a sequence of
  * records  u32 name_length | name | u32 ndim | u32 dims[ndim] | f32 data
  * (little endian), starting with the 8-byte magic "SKDREF01". */
 #ifndef SKD_TEST_REFERENCE_FILE_H

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages skd-cl needs, when any is missing.
+# Usage: scripts/install-deps.sh [--rusticl]   (--rusticl adds Mesa's second OpenCL CPU driver)
+set -euo pipefail
+packages=(gcc make cmake pkg-config ocl-icd-opencl-dev opencl-headers libclblast-dev libstb-dev
+          check libcjson-dev pocl-opencl-icd)
+if [[ "${1:-}" == "--rusticl" ]]; then packages+=(mesa-opencl-icd); fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then exit 0; fi
+echo "installing: ${missing[*]}"
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

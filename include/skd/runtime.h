@@ -16,7 +16,7 @@ typedef struct skd_device_info {
   char name[128];
   char vendor[128];
   char driver_version[64];
-  char device_version[64];
+  char device_version[128];
   char opencl_c_version[64];
   const char *type;              /* "GPU", "CPU", "ACCELERATOR", "OTHER" */
   int is_gpu;

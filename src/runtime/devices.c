@@ -5,10 +5,18 @@
 
 #include "skd/runtime.h"
 
+/* Long strings (PoCL's device version runs past 100 characters) are cut to fit. */
 static void info_string(cl_device_id d, cl_device_info what, char *buf, size_t size) {
-  buf[0] = '\0';
-  if (clGetDeviceInfo(d, what, size, buf, NULL) != CL_SUCCESS) snprintf(buf, size, "?");
-  buf[size - 1] = '\0';
+  size_t len = 0;
+  snprintf(buf, size, "?");
+  if (clGetDeviceInfo(d, what, 0, NULL, &len) != CL_SUCCESS || len == 0) return;
+  char *full = malloc(len + 1);
+  if (!full) return;
+  if (clGetDeviceInfo(d, what, len, full, NULL) == CL_SUCCESS) {
+    full[len] = '\0';
+    snprintf(buf, size, "%s", full);
+  }
+  free(full);
 }
 
 static const char *type_name(cl_device_type t) {

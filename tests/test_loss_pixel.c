@@ -55,9 +55,10 @@ static float *random_labels(struct shape s, float ignore_fraction) {
 }
 
 START_TEST(vs_pytorch) {
-  static const char *cases[][2] = {{"a", "authors"}, {"a", "tau2"},          {"b", "authors"},
-                                   {"b", "tau3_mean"}, {"c", "authors"},     {"c", "mean"},
-                                   {"c", "mask_ref_tau2"}, {"c", "mask_mean_tau1_5"}};
+  /* {case, variant} as written by gen_loss_pixel.py; "authors" is their criterion. */
+  static const char *cases[][2] = {
+      {"a", "authors"}, {"a", "tau2"}, {"b", "authors"}, {"b", "tau3_mean"},
+      {"c", "authors"}, {"c", "mean"}, {"c", "mask_ref_tau2"}, {"c", "mask_mean_tau1_5"}};
   ref_file *f = ref_open("loss_pixel.bin");
   const float grad_scale = 0.75f; /* lambda: dz += 0.75 dL/dz */
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {

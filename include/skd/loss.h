@@ -1,0 +1,7 @@
+/* The task loss and the three distillation losses. */
+#ifndef SKD_LOSS_H
+#define SKD_LOSS_H
+
+#include "skd/loss/pixel.h"
+
+#endif

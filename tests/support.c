@@ -43,6 +43,20 @@ static void teardown(void) {
   T = NULL;
 }
 
+static void setup_host(void) {
+  nguarded = 0;
+  nhost = 0;
+  rng_state = 12345u;
+  T = NULL;
+}
+
+TCase *support_tcase_host(const char *name) {
+  TCase *tc = tcase_create(name);
+  tcase_add_checked_fixture(tc, setup_host, teardown);
+  tcase_set_timeout(tc, 600);
+  return tc;
+}
+
 TCase *support_tcase(const char *name) {
   TCase *tc = tcase_create(name);
   tcase_add_checked_fixture(tc, setup, teardown);
@@ -69,13 +83,17 @@ static int device_available(void) {
   return !(WIFEXITED(status) && WEXITSTATUS(status) == 77);
 }
 
-int support_main(Suite *s) {
-  if (!device_available()) return 77;
+int support_main_host(Suite *s) {
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   return failed == 0 ? 0 : 1;
+}
+
+int support_main(Suite *s) {
+  if (!device_available()) return 77;
+  return support_main_host(s);
 }
 
 static void *track(void *p) {

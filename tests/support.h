@@ -22,6 +22,13 @@ TCase *support_tcase(const char *name);
 /* Runs the suite; exits 77 (skipped) when no usable OpenCL device exists. */
 int support_main(Suite *s);
 
+/* The same for tests that need no OpenCL device (file formats, host code):
+ * T stays NULL, host arrays are still freed at teardown, and the suite runs
+ * (never skipped) whether or not a device exists. Do not mix the two kinds
+ * of test case in one suite. */
+TCase *support_tcase_host(const char *name);
+int support_main_host(Suite *s);
+
 /* Fails the test with skd's error message when st != SKD_OK. */
 #define CK_OK(expr)                                                                       \
   do {                                                                                    \

@@ -7,5 +7,6 @@
 #include "skd/tensor.h"
 #include "skd/ops.h"
 #include "skd/loss.h"
+#include "skd/io/safetensors.h"
 
 #endif

@@ -210,7 +210,7 @@ static void beta_away_from_kink(struct bn_host *b, int training) {
 }
 
 static void run_fd(int training, skd_bn_act act) {
-  const int n = 2, c = 3, h = 3, w = 2, hw = h * w;
+  const int n = 2, c = 3, h = 3, w = 2;
   struct bn_host b = bn_random(n, c, h, w);
   if (act != SKD_BN_ACT_NONE) beta_away_from_kink(&b, training);
   struct bn_dev d = bn_upload(&b);
@@ -234,7 +234,6 @@ static void run_fd(int training, skd_bn_act act) {
   check_error(op, "dbeta vs fd 2x3x3x2",
               fd_error(fd_forward, &f, host_copy(b.beta, (size_t)c), (size_t)c, dy, b.numel, dev_fetch(&tdb), 1e-2f),
               5e-3);
-  (void)hw;
 }
 
 START_TEST(finite_differences) {

@@ -3,5 +3,8 @@
 #define SKD_OPS_H
 
 #include "skd/ops/elementwise.h"
+#include "skd/ops/batchnorm.h"
+#include "skd/ops/dropout.h"
+#include "skd/ops/concat.h"
 
 #endif

@@ -3,5 +3,6 @@
 #define SKD_OPS_H
 
 #include "skd/ops/elementwise.h"
+#include "skd/ops/pool.h"
 
 #endif

@@ -4,5 +4,6 @@
 
 #include "skd/ops/elementwise.h"
 #include "skd/ops/pool.h"
+#include "skd/ops/resize.h"
 
 #endif

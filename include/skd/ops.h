@@ -6,5 +6,7 @@
 #include "skd/ops/batchnorm.h"
 #include "skd/ops/dropout.h"
 #include "skd/ops/concat.h"
+#include "skd/ops/pool.h"
+#include "skd/ops/resize.h"
 
 #endif

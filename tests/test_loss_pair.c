@@ -146,12 +146,15 @@ START_TEST(vs_reference) {
 END_TEST
 
 START_TEST(pool_scale_rule) {
-  /* int(H' * scale) in double: 0.7 * 10 = 7.000000000000001 -> 7 (in float: 6). */
+  /* int(H' * scale) in double as Python: 90 * 0.7 = 62.99999999999999 -> 62
+   * (float arithmetic would round to 63). */
   skd_pair_loss_config cfg = make_cfg(0, 0.7, SKD_PAIR_POOL_MAX, -1, SKD_PAIR_NORM_EXACT);
   skd_pair_grid g;
-  CK_OK(skd_pair_node_grid(&cfg, 10, 10, &g));
-  ck_assert_int_eq(g.kh, 7);
+  CK_OK(skd_pair_node_grid(&cfg, 90, 10, &g));
+  ck_assert_int_eq(g.kh, 62);
+  ck_assert_int_eq(g.kw, 7);
   ck_assert_int_eq(g.hn, 2);
+  ck_assert_int_eq(g.wn, 2);
   /* The reference's 9x7 map at 0.5: kernel (4, 3) from (H', W'), 3x3 nodes. */
   cfg.pool_scale = 0.5;
   CK_OK(skd_pair_node_grid(&cfg, 9, 7, &g));

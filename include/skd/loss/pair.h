@@ -7,8 +7,8 @@
  *   Hn = ceil(H' / kh), Wn = ceil(W' / kw).
  * - node_size b > 0: kh = kw = b (the paper's beta).
  * - node_size 0: the reference's pool_scale rule, kh = int(H' pool_scale),
- *   kw = int(W' pool_scale), computed in double as Python does (0.7 * 10 is
- *   7.000000000000001 there; in float it would give 6). The authors' code
+ *   kw = int(W' pool_scale), computed in double as Python does (90 * 0.7 is
+ *   62.99999999999999 there, so 62; in float it rounds to 63). The authors' code
  *   names these patch_w = int(shape[2] * scale) and patch_h = int(shape[3] *
  *   scale) and passes kernel_size = (patch_w, patch_h); PyTorch reads that as
  *   (kH, kW), so despite the swapped names the kernel height comes from H'

@@ -104,6 +104,9 @@ static void run_vs_ref(const struct shape *c, float lo, float hi, double tol_val
   }
   char name[64], check[128];
   cfg_name(&c->cfg, name, sizeof name);
+  double big = 0.0; /* a case whose gradient is ~0 would test nothing */
+  for (size_t i = 0; i < ns; i++) big = fmax(big, fabs(rdx[i]));
+  ck_assert_msg(big > 1e-5, "%s: reference gradient max %g is too small to test", name, big);
   snprintf(check, sizeof check, "value %dx%d/%dx%dx%d %s", c->n, c->cs, c->ct, c->h, c->w, name);
   check_error("pair vs ref", check, rel1(loss, rloss), tol_value);
   snprintf(check, sizeof check, "grad %dx%d/%dx%dx%d %s", c->n, c->cs, c->ct, c->h, c->w, name);
@@ -126,7 +129,7 @@ START_TEST(vs_reference) {
       {2, 1, 2, 9, 14, {1, 0, SKD_PAIR_POOL_AVG, 3, SKD_PAIR_NORM_DETACHED}},
       {1, 16, 33, 31, 29, {4, 0, SKD_PAIR_POOL_MAX, 2, SKD_PAIR_NORM_DETACHED}},
       {2, 6, 4, 12, 7, {0, 0.3, SKD_PAIR_POOL_AVG, -1, SKD_PAIR_NORM_EXACT}},
-      {1, 7, 9, 10, 10, {0, 0.7, SKD_PAIR_POOL_MAX, -1, SKD_PAIR_NORM_EXACT}},
+      {1, 7, 9, 10, 10, {0, 0.7, SKD_PAIR_POOL_AVG, -1, SKD_PAIR_NORM_EXACT}},
       {2, 7, 9, 23, 17, {0, 0.2, SKD_PAIR_POOL_MAX, 1, SKD_PAIR_NORM_EXACT}},
       {2, 11, 3, 5, 23, {2, 0, SKD_PAIR_POOL_MAX, -1, SKD_PAIR_NORM_EXACT}},
       {1, 5, 6, 3, 10, {4, 0, SKD_PAIR_POOL_AVG, 1, SKD_PAIR_NORM_EXACT}}, /* patch taller than the map */

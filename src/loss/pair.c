@@ -1,0 +1,243 @@
+/* Pair-wise distillation loss on the device (cl/affinity.cl); the maths and
+ * the conventions are described in include/skd/loss/pair.h. */
+#include "skd/loss/pair.h"
+
+#include <limits.h>
+#include <math.h>
+
+void skd_pair_loss_config_default(skd_pair_loss_config *cfg) {
+  cfg->node_size = 0;
+  cfg->pool_scale = 0.5;
+  cfg->pool = SKD_PAIR_POOL_MAX;
+  cfg->window_radius = -1;
+  cfg->norm = SKD_PAIR_NORM_EXACT;
+}
+
+void skd_pair_loss_config_reference(skd_pair_loss_config *cfg) {
+  skd_pair_loss_config_default(cfg);
+  cfg->norm = SKD_PAIR_NORM_DETACHED;
+}
+
+/* Python's int(size * scale) in double, at least 1. */
+static int scaled_kernel(int size, double scale) {
+  double k = floor((double)size * scale);
+  return k < 1.0 ? 1 : (int)k;
+}
+
+skd_status skd_pair_node_grid(const skd_pair_loss_config *cfg, int h, int w, skd_pair_grid *out) {
+  if (h <= 0 || w <= 0) return skd_error(SKD_EINVAL, "pair_loss: feature map %d x %d is empty", h, w);
+  if (cfg->pool != SKD_PAIR_POOL_MAX && cfg->pool != SKD_PAIR_POOL_AVG)
+    return skd_error(SKD_EINVAL, "pair_loss: pool %d is neither max (0) nor avg (1)", (int)cfg->pool);
+  if (cfg->norm != SKD_PAIR_NORM_EXACT && cfg->norm != SKD_PAIR_NORM_DETACHED)
+    return skd_error(SKD_EINVAL, "pair_loss: norm %d is neither exact (0) nor detached (1)", (int)cfg->norm);
+  if (cfg->node_size < 0) return skd_error(SKD_EINVAL, "pair_loss: node_size %d is negative", cfg->node_size);
+  if (cfg->node_size > 0) {
+    out->kh = out->kw = cfg->node_size;
+  } else {
+    if (!(cfg->pool_scale > 0.0 && cfg->pool_scale <= 1.0))
+      return skd_error(SKD_EINVAL, "pair_loss: pool_scale %g is not in (0, 1] (node_size 0 uses it)", cfg->pool_scale);
+    out->kh = scaled_kernel(h, cfg->pool_scale);
+    out->kw = scaled_kernel(w, cfg->pool_scale);
+  }
+  /* A patch larger than the map is one partial patch: one node row/column. */
+  out->hn = (h - 1) / out->kh + 1;
+  out->wn = (w - 1) / out->kw + 1;
+  out->m = out->hn * out->wn;
+  return SKD_OK;
+}
+
+/* Workspace areas, offsets in 4-byte elements; arg holds ints. */
+struct layout {
+  size_t ps, pt, ns, nt, part, arg, dp, total;
+};
+
+static struct layout plan(const skd_pair_loss_config *cfg, int n, int cs, int ct, int m, int with_grad) {
+  struct layout l;
+  size_t nm = (size_t)n * (size_t)m;
+  l.ps = 0;
+  l.pt = l.ps + nm * (size_t)cs;
+  l.ns = l.pt + nm * (size_t)ct;
+  l.nt = l.ns + nm;
+  l.part = l.nt + nm;
+  l.arg = l.part + nm;
+  l.dp = l.arg + (with_grad && cfg->pool == SKD_PAIR_POOL_MAX ? nm * (size_t)cs : 0);
+  l.total = l.dp + (with_grad ? nm * (size_t)cs : 0);
+  return l;
+}
+
+static skd_status check_inputs(const skd_pair_loss_config *cfg, const skd_tensor *s, const skd_tensor *t,
+                               const skd_tensor *ds, const skd_tensor *loss, skd_pair_grid *grid) {
+  if (s->n <= 0 || s->c <= 0 || t->c <= 0)
+    return skd_error(SKD_EINVAL, "pair_loss: student (%d, %d, %d, %d) and teacher (%d, %d, %d, %d) must not be empty",
+                     s->n, s->c, s->h, s->w, t->n, t->c, t->h, t->w);
+  if (t->n != s->n || t->h != s->h || t->w != s->w)
+    return skd_error(SKD_EINVAL,
+                     "pair_loss: teacher_feat must match the student's N, H', W': expected (%d, *, %d, %d), "
+                     "got (%d, %d, %d, %d)",
+                     s->n, s->h, s->w, t->n, t->c, t->h, t->w);
+  if (ds) {
+    skd_status st = skd_tensor_expect_same(ds, s, "pair_loss: dstudent");
+    if (st != SKD_OK) return st;
+  }
+  if (skd_tensor_numel(loss) != 1)
+    return skd_error(SKD_EINVAL, "pair_loss: loss_out must have 1 element, got (%d, %d, %d, %d)", loss->n, loss->c,
+                     loss->h, loss->w);
+  size_t big = skd_tensor_numel(s) > skd_tensor_numel(t) ? skd_tensor_numel(s) : skd_tensor_numel(t);
+  if (big > (size_t)INT_MAX / 2)
+    return skd_error(SKD_EINVAL, "pair_loss: %zu elements exceed the kernels' int indexing", big);
+  return skd_pair_node_grid(cfg, s->h, s->w, grid);
+}
+
+size_t skd_pair_loss_workspace_bytes(const skd_pair_loss_config *cfg, const skd_tensor *student_feat,
+                                     const skd_tensor *teacher_feat, int with_grad) {
+  skd_pair_loss_config def;
+  if (!cfg) {
+    skd_pair_loss_config_default(&def);
+    cfg = &def;
+  }
+  skd_pair_grid grid;
+  skd_tensor one = {NULL, 0, 1, 1, 1, 1};
+  if (check_inputs(cfg, student_feat, teacher_feat, NULL, &one, &grid) != SKD_OK) return 0;
+  return plan(cfg, student_feat->n, student_feat->c, teacher_feat->c, grid.m, with_grad).total * 4;
+}
+
+/* Pools x (N, C, h, w) into p (N, C, M) at offset p_off of the workspace. */
+static skd_status pool(skd_context *ctx, const skd_pair_grid *g, int use_max, const skd_tensor *x, cl_mem ws,
+                       size_t p_off, size_t arg_off, int want_arg) {
+  skd_kernel *k;
+  skd_status st = skd_kernel_get(ctx, "affinity", "pair_pool_fwd", &k);
+  if (st != SKD_OK) return st;
+  int total = x->n * x->c * g->m;
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, total);
+  skd_arg_int(&a, x->h);
+  skd_arg_int(&a, x->w);
+  skd_arg_int(&a, g->kh);
+  skd_arg_int(&a, g->kw);
+  skd_arg_int(&a, g->hn);
+  skd_arg_int(&a, g->wn);
+  skd_arg_int(&a, use_max);
+  skd_arg_tensor(&a, x);
+  skd_arg_mem(&a, ws);
+  skd_arg_int(&a, (int)p_off);
+  skd_arg_mem(&a, ws);
+  skd_arg_int(&a, (int)arg_off);
+  skd_arg_int(&a, want_arg);
+  return skd_launch_1d(ctx, &a, (size_t)total, 256);
+}
+
+static skd_status norms(skd_context *ctx, int n, int c, int m, cl_mem ws, size_t p_off, size_t norm_off) {
+  skd_kernel *k;
+  skd_status st = skd_kernel_get(ctx, "affinity", "pair_norm_fwd", &k);
+  if (st != SKD_OK) return st;
+  int total = n * m;
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, total);
+  skd_arg_int(&a, c);
+  skd_arg_int(&a, m);
+  skd_arg_mem(&a, ws);
+  skd_arg_int(&a, (int)p_off);
+  skd_arg_mem(&a, ws);
+  skd_arg_int(&a, (int)norm_off);
+  return skd_launch_1d(ctx, &a, (size_t)total, 256);
+}
+
+static skd_status affinity(skd_context *ctx, const skd_pair_loss_config *cfg, const skd_pair_grid *g, int n, int cs,
+                           int ct, int radius, cl_mem ws, const struct layout *l, int want_grad) {
+  skd_kernel *k;
+  skd_status st = skd_kernel_get(ctx, "affinity", want_grad ? "pair_affinity_bwd_student" : "pair_affinity_fwd", &k);
+  if (st != SKD_OK) return st;
+  int total = n * g->m;
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, total);
+  skd_arg_int(&a, g->hn);
+  skd_arg_int(&a, g->wn);
+  skd_arg_int(&a, radius);
+  if (want_grad) skd_arg_int(&a, cfg->norm == SKD_PAIR_NORM_EXACT);
+  skd_arg_float(&a, 1.0f / (float)n);
+  size_t areas[5] = {l->ps, l->pt, l->ns, l->nt, l->part};
+  for (int i = 0; i < 5; i++) {
+    skd_arg_mem(&a, ws);
+    skd_arg_int(&a, (int)areas[i]);
+    if (i == 0) skd_arg_int(&a, cs);
+    if (i == 1) skd_arg_int(&a, ct);
+  }
+  if (want_grad) {
+    skd_arg_mem(&a, ws);
+    skd_arg_int(&a, (int)l->dp);
+  }
+  /* A node's work grows with the window: small groups spread it. */
+  return skd_launch_1d(ctx, &a, (size_t)total, 64);
+}
+
+static skd_status reduce(skd_context *ctx, int count, cl_mem ws, size_t part_off, const skd_tensor *out) {
+  skd_kernel *k;
+  skd_status st = skd_kernel_get(ctx, "affinity", "pair_reduce_fwd", &k);
+  if (st != SKD_OK) return st;
+  size_t wg = skd_context_wg(ctx, 256);
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, count);
+  skd_arg_mem(&a, ws);
+  skd_arg_int(&a, (int)part_off);
+  skd_arg_tensor(&a, out);
+  skd_arg_local(&a, wg * sizeof(float));
+  return skd_launch(ctx, &a, 1, &wg, &wg);
+}
+
+static skd_status pool_backward(skd_context *ctx, const skd_pair_grid *g, int use_max, float scale, cl_mem ws,
+                                const struct layout *l, const skd_tensor *dx) {
+  skd_kernel *k;
+  skd_status st = skd_kernel_get(ctx, "affinity", "pair_pool_bwd_x", &k);
+  if (st != SKD_OK) return st;
+  int total = (int)skd_tensor_numel(dx);
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, total);
+  skd_arg_int(&a, dx->h);
+  skd_arg_int(&a, dx->w);
+  skd_arg_int(&a, g->kh);
+  skd_arg_int(&a, g->kw);
+  skd_arg_int(&a, g->hn);
+  skd_arg_int(&a, g->wn);
+  skd_arg_int(&a, use_max);
+  skd_arg_float(&a, scale);
+  skd_arg_mem(&a, ws);
+  skd_arg_int(&a, (int)l->dp);
+  skd_arg_mem(&a, ws);
+  skd_arg_int(&a, (int)l->arg);
+  skd_arg_tensor(&a, dx);
+  return skd_launch_1d(ctx, &a, (size_t)total, 256);
+}
+
+skd_status skd_pair_loss(skd_context *ctx, const skd_pair_loss_config *cfg, const skd_tensor *student_feat,
+                         const skd_tensor *teacher_feat, float grad_scale, const skd_tensor *dstudent,
+                         const skd_tensor *loss_out) {
+  skd_pair_loss_config def;
+  if (!cfg) {
+    skd_pair_loss_config_default(&def);
+    cfg = &def;
+  }
+  skd_pair_grid g;
+  skd_status st = check_inputs(cfg, student_feat, teacher_feat, dstudent, loss_out, &g);
+  if (st != SKD_OK) return st;
+  const int n = student_feat->n, cs = student_feat->c, ct = teacher_feat->c;
+  const int want_grad = dstudent != NULL;
+  const int use_max = cfg->pool == SKD_PAIR_POOL_MAX;
+  struct layout l = plan(cfg, n, cs, ct, g.m, want_grad);
+  if (l.total > (size_t)INT_MAX)
+    return skd_error(SKD_EINVAL, "pair_loss: workspace of %zu floats exceeds the kernels' int indexing", l.total);
+  /* A radius reaching past the grid is the global window; clamping keeps
+   * the kernels' index arithmetic away from overflow. */
+  int big = g.hn > g.wn ? g.hn : g.wn;
+  int radius = cfg->window_radius < 0 ? -1 : (cfg->window_radius > big ? big : cfg->window_radius);
+
+  cl_mem ws;
+  st = skd_workspace_get(ctx, l.total * 4, &ws);
+  if (st == SKD_OK) st = pool(ctx, &g, use_max, student_feat, ws, l.ps, l.arg, use_max && want_grad);
+  if (st == SKD_OK) st = pool(ctx, &g, use_max, teacher_feat, ws, l.pt, l.arg, 0);
+  if (st == SKD_OK) st = norms(ctx, n, cs, g.m, ws, l.ps, l.ns);
+  if (st == SKD_OK) st = norms(ctx, n, ct, g.m, ws, l.pt, l.nt);
+  if (st == SKD_OK) st = affinity(ctx, cfg, &g, n, cs, ct, radius, ws, &l, want_grad);
+  if (st == SKD_OK) st = reduce(ctx, n * g.m, ws, l.part, loss_out);
+  if (st == SKD_OK && want_grad) st = pool_backward(ctx, &g, use_max, grad_scale, ws, &l, dstudent);
+  return st;
+}

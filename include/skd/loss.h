@@ -3,5 +3,6 @@
 #define SKD_LOSS_H
 
 #include "skd/loss/pixel.h"
+#include "skd/loss/pair.h"
 
 #endif

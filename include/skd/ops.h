@@ -3,5 +3,7 @@
 #define SKD_OPS_H
 
 #include "skd/ops/elementwise.h"
+#include "skd/ops/matmul.h"
+#include "skd/ops/conv2d.h"
 
 #endif

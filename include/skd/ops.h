@@ -8,5 +8,7 @@
 #include "skd/ops/concat.h"
 #include "skd/ops/pool.h"
 #include "skd/ops/resize.h"
+#include "skd/ops/matmul.h"
+#include "skd/ops/conv2d.h"
 
 #endif

@@ -1,0 +1,282 @@
+/* 2-D convolution on the device: im2col / col2im and the bias kernels of
+ * cl/conv.cl around CLBlast GEMMs (through skd_gemm*). Shapes and the
+ * workspace plan are checked here; see conv2d.h for the scheme. */
+#include <limits.h>
+#include <stdlib.h>
+
+#include "skd/ops/conv2d.h"
+#include "skd/ops/matmul.h"
+
+#define DEFAULT_WORKSPACE_BYTES ((size_t)256 << 20)
+
+/* Sizes of one convolution, all checked to fit the kernels' int indices. */
+struct geom {
+  int n, cin, h, w; /* input */
+  int cout, ho, wo; /* output */
+  int k;            /* GEMM depth: Cin * kh * kw */
+  int plane;        /* Ho * Wo */
+};
+
+skd_conv2d_params skd_conv2d_params_make(int k, int stride, int pad, int dilation) {
+  skd_conv2d_params p = {k, k, stride, stride, pad, pad, dilation, dilation};
+  return p;
+}
+
+static skd_status check_params(const skd_conv2d_params *p) {
+  if (p->kh >= 1 && p->kw >= 1 && p->stride_h >= 1 && p->stride_w >= 1 && p->pad_h >= 0 && p->pad_w >= 0 &&
+      p->dilation_h >= 1 && p->dilation_w >= 1)
+    return SKD_OK;
+  return skd_error(SKD_EINVAL,
+                   "conv2d: bad parameters: kernel %dx%d, stride %dx%d, padding %dx%d, dilation %dx%d "
+                   "(kernel, stride and dilation must be >= 1, padding >= 0)",
+                   p->kh, p->kw, p->stride_h, p->stride_w, p->pad_h, p->pad_w, p->dilation_h, p->dilation_w);
+}
+
+skd_status skd_conv2d_output_shape(const skd_conv2d_params *p, int h, int w, int *ho, int *wo) {
+  skd_status st = check_params(p);
+  if (st != SKD_OK) return st;
+  long long span_h = (long long)p->dilation_h * (p->kh - 1) + 1; /* extent of the dilated kernel */
+  long long span_w = (long long)p->dilation_w * (p->kw - 1) + 1;
+  long long room_h = (long long)h + 2LL * p->pad_h - span_h;
+  long long room_w = (long long)w + 2LL * p->pad_w - span_w;
+  if (h < 1 || w < 1 || room_h < 0 || room_w < 0)
+    return skd_error(SKD_EINVAL, "conv2d: input %dx%d with padding %dx%d is smaller than the dilated kernel %lldx%lld",
+                     h, w, p->pad_h, p->pad_w, span_h, span_w);
+  long long oh = room_h / p->stride_h + 1, ow = room_w / p->stride_w + 1;
+  if (oh * ow > INT_MAX) return skd_error(SKD_EUNSUPPORTED, "conv2d: output %lldx%lld is too large", oh, ow);
+  *ho = (int)oh;
+  *wo = (int)ow;
+  return SKD_OK;
+}
+
+static int fits_int(long long v) { return v >= 0 && v <= INT_MAX; }
+
+static skd_status geometry(const skd_conv2d_params *p, const skd_tensor *x, const skd_tensor *weight,
+                           struct geom *g) {
+  if (!p || !x || !weight) return skd_error(SKD_EINVAL, "conv2d: parameters, x and weight are required");
+  if (x->n < 1 || x->c < 1 || weight->n < 1)
+    return skd_error(SKD_EINVAL, "conv2d: empty tensors: x (%d, %d, %d, %d), weight (%d, %d, %d, %d)", x->n, x->c,
+                     x->h, x->w, weight->n, weight->c, weight->h, weight->w);
+  skd_status st = skd_conv2d_output_shape(p, x->h, x->w, &g->ho, &g->wo);
+  if (st == SKD_OK) st = skd_tensor_expect(weight, weight->n, x->c, p->kh, p->kw, "conv2d: weight (Cout, Cin, kh, kw)");
+  if (st != SKD_OK) return st;
+  g->n = x->n;
+  g->cin = x->c;
+  g->h = x->h;
+  g->w = x->w;
+  g->cout = weight->n;
+  g->plane = g->ho * g->wo;
+  long long k = (long long)g->cin * p->kh * p->kw;
+  long long nx = (long long)g->n * g->cin * g->h * g->w, ny = (long long)g->n * g->cout * g->plane;
+  if (!fits_int(k) || !fits_int(nx) || !fits_int(ny) || !fits_int(k * g->plane))
+    return skd_error(SKD_EUNSUPPORTED, "conv2d: tensors beyond 2^31 elements (x %lld, y %lld, columns %lld)", nx, ny,
+                     k * g->plane);
+  g->k = (int)k;
+  return SKD_OK;
+}
+
+/* A 1x1 unpadded stride-1 convolution is a GEMM on x itself. */
+static int pointwise(const skd_conv2d_params *p) {
+  return p->kh == 1 && p->kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 && p->pad_w == 0;
+}
+
+/* How many samples' columns share the workspace at once. */
+static skd_status plan_chunk(skd_context *ctx, const struct geom *g, int *chunk) {
+  size_t per = (size_t)g->k * (size_t)g->plane * sizeof(float);
+  size_t limit = DEFAULT_WORKSPACE_BYTES;
+  const char *env = getenv("SKD_CONV_WORKSPACE_BYTES");
+  if (env && *env) {
+    unsigned long long v = strtoull(env, NULL, 10);
+    if (v > 0) limit = (size_t)v;
+  }
+  if (per > ctx->info.max_alloc_bytes)
+    return skd_error(SKD_ENOMEM,
+                     "conv2d: the columns of one sample (%d x %d floats, %zu bytes) exceed the device's largest "
+                     "allocation (%llu bytes)",
+                     g->k, g->plane, per, ctx->info.max_alloc_bytes);
+  if (limit > ctx->info.max_alloc_bytes) limit = (size_t)ctx->info.max_alloc_bytes;
+  size_t c = limit / per;
+  size_t int_cap = (size_t)INT_MAX / ((size_t)g->k * (size_t)g->plane); /* kernels index with int */
+  if (c > int_cap) c = int_cap;
+  if (c > (size_t)g->n) c = (size_t)g->n;
+  *chunk = c < 1 ? 1 : (int)c;
+  return SKD_OK;
+}
+
+static void arg_geometry(skd_args *a, const skd_conv2d_params *p) {
+  skd_arg_int(a, p->kh);
+  skd_arg_int(a, p->kw);
+  skd_arg_int(a, p->stride_h);
+  skd_arg_int(a, p->stride_w);
+  skd_arg_int(a, p->pad_h);
+  skd_arg_int(a, p->pad_w);
+  skd_arg_int(a, p->dilation_h);
+  skd_arg_int(a, p->dilation_w);
+}
+
+/* Samples n0 .. n0+nb-1 of x as columns at the start of `col`. */
+static skd_status im2col(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g, const skd_tensor *x,
+                         int n0, int nb, cl_mem col) {
+  skd_kernel *k;
+  skd_status st = skd_kernel_get(ctx, "conv", "conv2d_im2col", &k);
+  if (st != SKD_OK) return st;
+  skd_tensor xs = skd_tensor_view(x->mem, x->offset + (size_t)n0 * g->cin * g->h * g->w, nb, g->cin, g->h, g->w);
+  int total = nb * g->k * g->plane;
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, total);
+  skd_arg_int(&a, g->cin);
+  skd_arg_int(&a, g->h);
+  skd_arg_int(&a, g->w);
+  skd_arg_int(&a, g->wo);
+  skd_arg_int(&a, g->plane);
+  arg_geometry(&a, p);
+  skd_arg_tensor(&a, &xs);
+  skd_arg_mem(&a, col);
+  skd_arg_int(&a, 0);
+  return skd_launch_1d(ctx, &a, (size_t)total, 256);
+}
+
+/* dx (samples n0 .. n0+nb-1) += col2im(col). */
+static skd_status col2im_add(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g, cl_mem col, int n0,
+                             int nb, const skd_tensor *dx) {
+  skd_kernel *k;
+  skd_status st = skd_kernel_get(ctx, "conv", "conv2d_bwd_x", &k);
+  if (st != SKD_OK) return st;
+  skd_tensor ds = skd_tensor_view(dx->mem, dx->offset + (size_t)n0 * g->cin * g->h * g->w, nb, g->cin, g->h, g->w);
+  int total = nb * g->cin * g->h * g->w;
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, total);
+  skd_arg_int(&a, g->cin);
+  skd_arg_int(&a, g->h);
+  skd_arg_int(&a, g->w);
+  skd_arg_int(&a, g->ho);
+  skd_arg_int(&a, g->wo);
+  arg_geometry(&a, p);
+  skd_arg_mem(&a, col);
+  skd_arg_int(&a, 0);
+  skd_arg_tensor(&a, &ds);
+  return skd_launch_1d(ctx, &a, (size_t)total, 256);
+}
+
+static skd_status fill_bias(skd_context *ctx, const struct geom *g, const skd_tensor *bias, const skd_tensor *y) {
+  skd_kernel *k;
+  skd_status st = skd_kernel_get(ctx, "conv", "conv2d_fwd_bias", &k);
+  if (st != SKD_OK) return st;
+  int total = g->n * g->cout * g->plane;
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, total);
+  skd_arg_int(&a, g->plane);
+  skd_arg_int(&a, g->cout);
+  skd_arg_tensor(&a, bias);
+  skd_arg_tensor(&a, y);
+  return skd_launch_1d(ctx, &a, (size_t)total, 256);
+}
+
+static skd_status bias_grad(skd_context *ctx, const struct geom *g, const skd_tensor *dy, const skd_tensor *dbias) {
+  skd_kernel *k;
+  skd_status st = skd_kernel_get(ctx, "conv", "conv2d_bwd_bias", &k);
+  if (st != SKD_OK) return st;
+  size_t wg = skd_context_wg(ctx, 256);
+  size_t global = (size_t)g->cout * wg;
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, g->n);
+  skd_arg_int(&a, g->cout);
+  skd_arg_int(&a, g->plane);
+  skd_arg_tensor(&a, dy);
+  skd_arg_tensor(&a, dbias);
+  skd_arg_local(&a, wg * sizeof(float));
+  return skd_launch(ctx, &a, 1, &global, &wg);
+}
+
+skd_status skd_conv2d_forward(skd_context *ctx, const skd_conv2d_params *p, const skd_tensor *x,
+                              const skd_tensor *weight, const skd_tensor *bias, const skd_tensor *y) {
+  struct geom g;
+  skd_status st = geometry(p, x, weight, &g);
+  if (st == SKD_OK) st = skd_tensor_expect(y, g.n, g.cout, g.ho, g.wo, "conv2d: y");
+  if (st == SKD_OK && bias) st = skd_tensor_expect(bias, 1, g.cout, 1, 1, "conv2d: bias");
+  if (st != SKD_OK) return st;
+  /* With a bias, y starts as the broadcast bias and the GEMM adds onto it;
+   * without, beta = 0 overwrites y whatever it held. */
+  float beta = bias ? 1.0f : 0.0f;
+  if (bias) st = fill_bias(ctx, &g, bias, y);
+  skd_matrix wm = skd_matrix_of(weight->mem, weight->offset, g.k);
+  size_t y_stride = (size_t)g.cout * g.plane;
+  if (pointwise(p)) {
+    if (st == SKD_OK)
+      st = skd_gemm_batched(ctx, SKD_NO_TRANS, SKD_NO_TRANS, g.cout, g.plane, g.cin, 1.0f, wm, 0,
+                            skd_matrix_sample(x, 0), (size_t)g.cin * g.plane, beta, skd_matrix_sample(y, 0),
+                            y_stride, g.n);
+    return st;
+  }
+  int chunk = 1;
+  cl_mem col = NULL;
+  if (st == SKD_OK) st = plan_chunk(ctx, &g, &chunk);
+  if (st == SKD_OK) st = skd_workspace_get(ctx, (size_t)chunk * g.k * g.plane * sizeof(float), &col);
+  for (int n0 = 0; st == SKD_OK && n0 < g.n; n0 += chunk) {
+    int nb = g.n - n0 < chunk ? g.n - n0 : chunk;
+    st = im2col(ctx, p, &g, x, n0, nb, col);
+    /* y_n (Cout x P) = W (Cout x K) * col_n (K x P) */
+    if (st == SKD_OK)
+      st = skd_gemm_batched(ctx, SKD_NO_TRANS, SKD_NO_TRANS, g.cout, g.plane, g.k, 1.0f, wm, 0,
+                            skd_matrix_of(col, 0, g.plane), (size_t)g.k * g.plane, beta, skd_matrix_sample(y, n0),
+                            y_stride, nb);
+  }
+  return st;
+}
+
+skd_status skd_conv2d_backward(skd_context *ctx, const skd_conv2d_params *p, const skd_tensor *x,
+                               const skd_tensor *weight, const skd_tensor *dy, const skd_tensor *dx,
+                               const skd_tensor *dweight, const skd_tensor *dbias) {
+  struct geom g;
+  skd_status st = geometry(p, x, weight, &g);
+  if (st == SKD_OK && !dy) st = skd_error(SKD_EINVAL, "conv2d backward: dy is required");
+  if (st == SKD_OK) st = skd_tensor_expect(dy, g.n, g.cout, g.ho, g.wo, "conv2d backward: dy");
+  if (st == SKD_OK && dx) st = skd_tensor_expect_same(dx, x, "conv2d backward: dx");
+  if (st == SKD_OK && dweight) st = skd_tensor_expect_same(dweight, weight, "conv2d backward: dweight");
+  if (st == SKD_OK && dbias) st = skd_tensor_expect(dbias, 1, g.cout, 1, 1, "conv2d backward: dbias");
+  if (st != SKD_OK) return st;
+  if (dbias) st = bias_grad(ctx, &g, dy, dbias);
+  if (st != SKD_OK || (!dx && !dweight)) return st;
+
+  skd_matrix wm = skd_matrix_of(weight->mem, weight->offset, g.k);
+  size_t dy_stride = (size_t)g.cout * g.plane;
+  if (pointwise(p)) {
+    /* dW (Cout x Cin) += dy_n (Cout x P) * x_n^T; one GEMM per sample keeps
+     * the sum over samples in a fixed order. */
+    for (int s = 0; dweight && st == SKD_OK && s < g.n; s++)
+      st = skd_gemm(ctx, SKD_NO_TRANS, SKD_TRANS, g.cout, g.cin, g.plane, 1.0f, skd_matrix_sample(dy, s),
+                    skd_matrix_sample(x, s), 1.0f, skd_matrix_of(dweight->mem, dweight->offset, g.cin));
+    /* dx_n (Cin x P) += W^T (Cin x Cout) * dy_n */
+    if (dx && st == SKD_OK)
+      st = skd_gemm_batched(ctx, SKD_TRANS, SKD_NO_TRANS, g.cin, g.plane, g.cout, 1.0f, wm, 0,
+                            skd_matrix_sample(dy, 0), dy_stride, 1.0f, skd_matrix_sample(dx, 0),
+                            (size_t)g.cin * g.plane, g.n);
+    return st;
+  }
+
+  int chunk = 1;
+  cl_mem col = NULL;
+  st = plan_chunk(ctx, &g, &chunk);
+  if (st == SKD_OK) st = skd_workspace_get(ctx, (size_t)chunk * g.k * g.plane * sizeof(float), &col);
+  size_t col_stride = (size_t)g.k * g.plane;
+  for (int n0 = 0; st == SKD_OK && n0 < g.n; n0 += chunk) {
+    int nb = g.n - n0 < chunk ? g.n - n0 : chunk;
+    if (dweight) {
+      /* dW (Cout x K) += dy_n (Cout x P) * col_n^T (P x K), sample by sample. */
+      st = im2col(ctx, p, &g, x, n0, nb, col);
+      for (int s = 0; st == SKD_OK && s < nb; s++)
+        st = skd_gemm(ctx, SKD_NO_TRANS, SKD_TRANS, g.cout, g.k, g.plane, 1.0f, skd_matrix_sample(dy, n0 + s),
+                      skd_matrix_of(col, (size_t)s * col_stride, g.plane), 1.0f,
+                      skd_matrix_of(dweight->mem, dweight->offset, g.k));
+    }
+    if (dx && st == SKD_OK) {
+      /* dcol_n (K x P) = W^T (K x Cout) * dy_n, overwriting the columns
+       * (the queue is in order: the dW products above have read them). */
+      st = skd_gemm_batched(ctx, SKD_TRANS, SKD_NO_TRANS, g.k, g.plane, g.cout, 1.0f, wm, 0,
+                            skd_matrix_sample(dy, n0), dy_stride, 0.0f, skd_matrix_of(col, 0, g.plane), col_stride,
+                            nb);
+      if (st == SKD_OK) st = col2im_add(ctx, p, &g, col, n0, nb, dx);
+    }
+  }
+  return st;
+}

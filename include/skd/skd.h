@@ -8,5 +8,6 @@
 #include "skd/ops.h"
 #include "skd/loss.h"
 #include "skd/io/safetensors.h"
+#include "skd/data.h"
 
 #endif

@@ -6,5 +6,6 @@
 #include "skd/runtime.h"
 #include "skd/tensor.h"
 #include "skd/ops.h"
+#include "skd/optim.h"
 
 #endif

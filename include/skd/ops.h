@@ -3,5 +3,7 @@
 #define SKD_OPS_H
 
 #include "skd/ops/elementwise.h"
+#include "skd/ops/softmax.h"
+#include "skd/ops/spectral.h"
 
 #endif

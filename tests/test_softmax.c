@@ -193,7 +193,8 @@ START_TEST(cross_entropy_shapes) {
   run_ce(1, 3, 7, 5, 0.2f);
   run_ce(2, 19, 33, 31, 0.3f);
   run_ce(1, 2, 1, 1, 0.0f);
-  run_ce(3, 21, 65, 65, 0.1f); /* more pixels than the first pass's grid */
+  run_ce(1, 21, 65, 65, 0.1f);
+  run_ce(2, 5, 190, 181, 0.1f); /* more pixels than the first pass's grid (256 x 256) */
   run_ce(2, 4, 5, 3, 0.5f);
 }
 END_TEST

@@ -7,7 +7,7 @@
 #define SOFTMAX_WG 256
 /* Work-groups of the cross-entropy's first pass: fixed, so that the
  * summation order (and the result) is the same on every run. */
-#define CE_GROUPS 64
+#define CE_GROUPS 256
 
 /* One work-item per pixel, looping over the channels. */
 static skd_status channel_op(skd_context *ctx, const char *kernel, const skd_tensor *a, const skd_tensor *b,

@@ -4,7 +4,7 @@
 #define SN_WG 256
 /* Work-groups of the backward's first reduction pass: fixed, so that the
  * summation order is the same on every run. */
-#define SN_GROUPS 64
+#define SN_GROUPS 256
 
 static skd_status expect_numel(const skd_tensor *t, size_t numel, const char *what, const skd_tensor *w) {
   if (skd_tensor_numel(t) == numel) return SKD_OK;

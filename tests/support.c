@@ -1,6 +1,8 @@
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "support.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,25 +45,57 @@ static void teardown(void) {
   T = NULL;
 }
 
-static void setup_host(void) {
-  nguarded = 0;
-  nhost = 0;
-  rng_state = 12345u;
-  T = NULL;
-}
-
-TCase *support_tcase_host(const char *name) {
-  TCase *tc = tcase_create(name);
-  tcase_add_checked_fixture(tc, setup_host, teardown);
-  tcase_set_timeout(tc, 600);
-  return tc;
-}
-
 TCase *support_tcase(const char *name) {
   TCase *tc = tcase_create(name);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 600);
   return tc;
+}
+
+static void setup_host(void) {
+  nguarded = 0;
+  nhost = 0;
+  rng_state = 12345u;
+}
+
+static void teardown_host(void) {
+  for (int i = 0; i < nhost; i++) free(host_list[i]);
+  nhost = 0;
+}
+
+TCase *support_tcase_host(const char *name) {
+  TCase *tc = tcase_create(name);
+  tcase_add_checked_fixture(tc, setup_host, teardown_host);
+  tcase_set_timeout(tc, 120);
+  return tc;
+}
+
+static char tmp_dir[256];
+
+static void tmp_setup(void) {
+  const char *base = getenv("TMPDIR");
+  snprintf(tmp_dir, sizeof tmp_dir, "%s/skd_test_XXXXXX", base && *base ? base : "/tmp");
+  ck_assert_msg(mkdtemp(tmp_dir) != NULL, "cannot create a temporary directory under %s", base ? base : "/tmp");
+}
+
+static int tmp_remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  return remove(path);
+}
+
+static void tmp_teardown(void) {
+  if (tmp_dir[0]) nftw(tmp_dir, tmp_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  tmp_dir[0] = '\0';
+}
+
+void support_add_tmpdir(TCase *tc) { tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown); }
+
+const char *tmp_path(const char *rel) {
+  static char buf[8][512];
+  static int k;
+  ck_assert_msg(tmp_dir[0], "tmp_path without support_add_tmpdir");
+  k = (k + 1) % 8;
+  snprintf(buf[k], sizeof buf[k], "%s/%s", tmp_dir, rel);
+  return buf[k];
 }
 
 /* Probes for a device in a child process so that the parent (which forks

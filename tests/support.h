@@ -22,12 +22,17 @@ TCase *support_tcase(const char *name);
 /* Runs the suite; exits 77 (skipped) when no usable OpenCL device exists. */
 int support_main(Suite *s);
 
-/* The same for tests that need no OpenCL device (file formats, host code):
- * T stays NULL, host arrays are still freed at teardown, and the suite runs
- * (never skipped) whether or not a device exists. Do not mix the two kinds
- * of test case in one suite. */
+/* Host-only suites (no OpenCL): a test case whose fixture only resets and
+ * frees the host arrays (T stays NULL), and a main that never probes for a
+ * device, so the suite runs (and never skips) on a machine without one. */
 TCase *support_tcase_host(const char *name);
 int support_main_host(Suite *s);
+
+/* Gives every test of tc a fresh temporary directory ($TMPDIR or /tmp),
+ * removed with its contents at teardown. tmp_path("a/b.png") is a path in it
+ * (static storage: 8 rotating buffers). */
+void support_add_tmpdir(TCase *tc);
+const char *tmp_path(const char *rel);
 
 /* Fails the test with skd's error message when st != SKD_OK. */
 #define CK_OK(expr)                                                                       \

@@ -10,5 +10,7 @@
 #include "skd/ops/resize.h"
 #include "skd/ops/matmul.h"
 #include "skd/ops/conv2d.h"
+#include "skd/ops/softmax.h"
+#include "skd/ops/spectral.h"
 
 #endif

@@ -6,7 +6,10 @@
 #include "skd/runtime.h"
 #include "skd/tensor.h"
 #include "skd/ops.h"
+#include "skd/optim.h"
 #include "skd/loss.h"
 #include "skd/io/safetensors.h"
+#include "skd/data.h"
+#include "skd/train_config.h"
 
 #endif

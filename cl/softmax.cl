@@ -1,0 +1,217 @@
+/* Softmax family: channel softmax / log-softmax (one work-item per pixel),
+ * row softmax (one work-group per row) and cross-entropy with an ignore
+ * label (two-pass deterministic reduction). Backward kernels accumulate.
+ * Reductions take their local scratch as a kernel argument and use
+ * get_local_size(0), which the host keeps a power of two. */
+
+/* Tree reductions over the work-group. Every work-item must call them
+ * (they contain barriers); scratch holds get_local_size(0) values. */
+float group_sum(float v, __local float *scratch) {
+  const int lid = get_local_id(0);
+  scratch[lid] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = get_local_size(0) / 2; s > 0; s >>= 1) {
+    if (lid < s) scratch[lid] += scratch[lid + s];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const float r = scratch[0];
+  barrier(CLK_LOCAL_MEM_FENCE); /* scratch is reused by the next reduction */
+  return r;
+}
+
+float group_max(float v, __local float *scratch) {
+  const int lid = get_local_id(0);
+  scratch[lid] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = get_local_size(0) / 2; s > 0; s >>= 1) {
+    if (lid < s) scratch[lid] = fmax(scratch[lid], scratch[lid + s]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const float r = scratch[0];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return r;
+}
+
+int group_sum_int(int v, __local int *scratch) {
+  const int lid = get_local_id(0);
+  scratch[lid] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = get_local_size(0) / 2; s > 0; s >>= 1) {
+    if (lid < s) scratch[lid] += scratch[lid + s];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const int r = scratch[0];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return r;
+}
+
+/* ---- channel softmax: x (N, C, HW), one work-item per (n, pixel) ---- */
+
+__kernel void softmax_fwd(const int npix, const int c, const int hw, CTENSOR(x), TENSOR(y)) {
+  const int p = get_global_id(0);
+  if (p >= npix) return;
+  const int base = (p / hw) * c * hw + p % hw;
+  __global const float *xp = AT(x) + base;
+  __global float *yp = AT(y) + base;
+  float m = -INFINITY;
+  for (int k = 0; k < c; k++) m = fmax(m, xp[k * hw]);
+  float s = 0.0f;
+  for (int k = 0; k < c; k++) s += exp(xp[k * hw] - m);
+  const float inv = 1.0f / s;
+  /* Reads x[k] before writing y[k]: in place is safe. */
+  for (int k = 0; k < c; k++) yp[k * hw] = exp(xp[k * hw] - m) * inv;
+}
+
+__kernel void log_softmax_fwd(const int npix, const int c, const int hw, CTENSOR(x), TENSOR(y)) {
+  const int p = get_global_id(0);
+  if (p >= npix) return;
+  const int base = (p / hw) * c * hw + p % hw;
+  __global const float *xp = AT(x) + base;
+  __global float *yp = AT(y) + base;
+  float m = -INFINITY;
+  for (int k = 0; k < c; k++) m = fmax(m, xp[k * hw]);
+  float s = 0.0f;
+  for (int k = 0; k < c; k++) s += exp(xp[k * hw] - m);
+  const float lse = m + log(s);
+  for (int k = 0; k < c; k++) yp[k * hw] = xp[k * hw] - lse;
+}
+
+/* dx += y * (dy - sum(dy * y)) */
+__kernel void softmax_bwd_x(const int npix, const int c, const int hw, CTENSOR(y), CTENSOR(dy), TENSOR(dx)) {
+  const int p = get_global_id(0);
+  if (p >= npix) return;
+  const int base = (p / hw) * c * hw + p % hw;
+  __global const float *yp = AT(y) + base;
+  __global const float *gp = AT(dy) + base;
+  __global float *dp = AT(dx) + base;
+  float dot = 0.0f;
+  for (int k = 0; k < c; k++) dot += gp[k * hw] * yp[k * hw];
+  for (int k = 0; k < c; k++) dp[k * hw] += yp[k * hw] * (gp[k * hw] - dot);
+}
+
+/* dx += dy - exp(y) * sum(dy), y = log_softmax(x) */
+__kernel void log_softmax_bwd_x(const int npix, const int c, const int hw, CTENSOR(y), CTENSOR(dy),
+                                TENSOR(dx)) {
+  const int p = get_global_id(0);
+  if (p >= npix) return;
+  const int base = (p / hw) * c * hw + p % hw;
+  __global const float *yp = AT(y) + base;
+  __global const float *gp = AT(dy) + base;
+  __global float *dp = AT(dx) + base;
+  float sum = 0.0f;
+  for (int k = 0; k < c; k++) sum += gp[k * hw];
+  for (int k = 0; k < c; k++) dp[k * hw] += gp[k * hw] - exp(yp[k * hw]) * sum;
+}
+
+/* ---- row softmax: x (rows, cols), one work-group per row ---- */
+
+/* The grid is exactly rows work-groups, so every work-item of a group takes
+ * the same path through the barriers. */
+__kernel void softmax_rows_fwd(const int cols, CTENSOR(x), TENSOR(y), __local float *scratch) {
+  const int row = get_group_id(0);
+  const int lid = get_local_id(0), ls = get_local_size(0);
+  __global const float *xr = AT(x) + row * cols;
+  __global float *yr = AT(y) + row * cols;
+  float m = -INFINITY;
+  for (int j = lid; j < cols; j += ls) m = fmax(m, xr[j]);
+  m = group_max(m, scratch);
+  float s = 0.0f;
+  for (int j = lid; j < cols; j += ls) s += exp(xr[j] - m);
+  s = group_sum(s, scratch);
+  const float inv = 1.0f / s;
+  for (int j = lid; j < cols; j += ls) yr[j] = exp(xr[j] - m) * inv;
+}
+
+__kernel void softmax_rows_bwd_x(const int cols, CTENSOR(y), CTENSOR(dy), TENSOR(dx), __local float *scratch) {
+  const int row = get_group_id(0);
+  const int lid = get_local_id(0), ls = get_local_size(0);
+  __global const float *yr = AT(y) + row * cols;
+  __global const float *gr = AT(dy) + row * cols;
+  __global float *dr = AT(dx) + row * cols;
+  float dot = 0.0f;
+  for (int j = lid; j < cols; j += ls) dot += gr[j] * yr[j];
+  dot = group_sum(dot, scratch);
+  for (int j = lid; j < cols; j += ls) dr[j] += yr[j] * (gr[j] - dot);
+}
+
+/* ---- cross-entropy with an ignore label ---- */
+
+/* The class of a label, -1 when ignored, -2 when invalid. Range-checked as
+ * a float first: converting an out-of-range float to int is undefined. */
+int ce_class(const float label, const float ignore, const int c) {
+  if (label == ignore) return -1;
+  if (!(label >= 0.0f && label < (float)c)) return -2; /* NaN lands here too */
+  return (int)label;
+}
+
+/* Pass 1: a fixed grid of work-groups, each work-item strides over pixels
+ * in a fixed order; each group writes its partial loss sum and count. */
+__kernel void cross_entropy_fwd_partial(const int npix, const int c, const int hw, CTENSOR(x), CTENSOR(label),
+                                        const float ignore, TENSOR(part_loss), __global int *part_count_base,
+                                        const int part_count_off, __local float *fscratch,
+                                        __local int *iscratch) {
+  float loss = 0.0f;
+  int count = 0;
+  for (int p = get_global_id(0); p < npix; p += get_global_size(0)) {
+    const int cls = ce_class(AT(label)[p], ignore, c);
+    if (cls == -1) continue;
+    if (cls == -2) {
+      loss += NAN;
+      continue;
+    }
+    __global const float *xp = AT(x) + (p / hw) * c * hw + p % hw;
+    float m = -INFINITY;
+    for (int k = 0; k < c; k++) m = fmax(m, xp[k * hw]);
+    float s = 0.0f;
+    for (int k = 0; k < c; k++) s += exp(xp[k * hw] - m);
+    loss += m + log(s) - xp[cls * hw];
+    count++;
+  }
+  loss = group_sum(loss, fscratch);
+  count = group_sum_int(count, iscratch);
+  if (get_local_id(0) == 0) {
+    AT(part_loss)[get_group_id(0)] = loss;
+    part_count_base[part_count_off + get_group_id(0)] = count;
+  }
+}
+
+/* Pass 2: one work-group sums the partials in a fixed order. */
+__kernel void cross_entropy_fwd_final(const int groups, CTENSOR(part_loss), __global const int *part_count_base,
+                                      const int part_count_off, TENSOR(loss), TENSOR(count),
+                                      __local float *fscratch, __local int *iscratch) {
+  float l = 0.0f;
+  int n = 0;
+  for (int g = get_local_id(0); g < groups; g += get_local_size(0)) {
+    l += AT(part_loss)[g];
+    n += part_count_base[part_count_off + g];
+  }
+  l = group_sum(l, fscratch);
+  n = group_sum_int(n, iscratch);
+  if (get_local_id(0) == 0) {
+    /* No valid pixel: l is 0 (or NaN from an invalid label), never 0/0. */
+    AT(loss)[0] = n > 0 ? l / (float)n : l;
+    AT(count)[0] = (float)n;
+  }
+}
+
+/* dx += scale * (softmax(x) - onehot(label)) / max(count, 1); one work-item per pixel. */
+__kernel void cross_entropy_bwd_x(const int npix, const int c, const int hw, CTENSOR(x), CTENSOR(label),
+                                  const float ignore, CTENSOR(count), const float scale, TENSOR(dx)) {
+  const int p = get_global_id(0);
+  if (p >= npix) return;
+  const int cls = ce_class(AT(label)[p], ignore, c);
+  if (cls < 0) return;
+  const int base = (p / hw) * c * hw + p % hw;
+  __global const float *xp = AT(x) + base;
+  __global float *dp = AT(dx) + base;
+  const float k_scale = scale / fmax(AT(count)[0], 1.0f);
+  float m = -INFINITY;
+  for (int k = 0; k < c; k++) m = fmax(m, xp[k * hw]);
+  float s = 0.0f;
+  for (int k = 0; k < c; k++) s += exp(xp[k * hw] - m);
+  const float inv = 1.0f / s;
+  for (int k = 0; k < c; k++) {
+    const float prob = exp(xp[k * hw] - m) * inv;
+    dp[k * hw] += k_scale * (prob - (k == cls ? 1.0f : 0.0f));
+  }
+}

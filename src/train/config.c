@@ -1,0 +1,236 @@
+/* The training configuration: defaults, the field table, validation and JSON. */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "skd/data.h"
+#include "skd/train_config.h"
+
+static const char *const adv_choices[] = {"wgan-gp", "hinge", NULL};
+static const char *const pixel_norm_choices[] = {"reference", "mean", NULL};
+static const char *const pool_choices[] = {"max", "avg", NULL};
+static const char *const norm_choices[] = {"exact", "detached", NULL};
+
+#define F(field) offsetof(skd_train_config, field)
+#define S(field) sizeof(((skd_train_config *)0)->field)
+
+static const skd_config_field fields[] = {
+    {"data-dir", SKD_FIELD_STRING, F(data_dir), S(data_dir), 0, 0, NULL,
+     "directory the list files' paths are relative to (default: the list file's directory)"},
+    {"train-list", SKD_FIELD_STRING, F(train_list), S(train_list), 0, 0, NULL,
+     "training list: 'image_path label_path' per line"},
+    {"val-list", SKD_FIELD_STRING, F(val_list), S(val_list), 0, 0, NULL, "validation list (empty: no validation)"},
+    {"preset", SKD_FIELD_STRING, F(preset), S(preset), 0, 0, NULL,
+     "label preset: demo | cityscapes | cityscapes-trainids | camvid | voc | generic"},
+    {"classes", SKD_FIELD_INT, F(classes), 0, 0, 0, NULL, "number of classes (0: from the preset)"},
+    {"crop", SKD_FIELD_INT, F(crop), 0, 16, 8192, NULL, "training crop size (reference: 512)"},
+    {"batch", SKD_FIELD_INT, F(batch), 0, 1, 4096, NULL, "images per step (reference: 8)"},
+    {"scale-min", SKD_FIELD_FLOAT, F(scale_min), 0, 0.05, 20, NULL, "smallest random scale"},
+    {"scale-max", SKD_FIELD_FLOAT, F(scale_max), 0, 0.05, 20, NULL, "largest random scale"},
+    {"scale-step", SKD_FIELD_FLOAT, F(scale_step), 0, 0, 10, NULL, "scale step (0: uniform)"},
+    {"mirror", SKD_FIELD_FLAG, F(mirror), 0, 0, 0, NULL, "random horizontal flips"},
+    {"imagenet-norm", SKD_FIELD_FLAG, F(imagenet_norm), 0, 0, 0, NULL,
+     "RGB ImageNet mean/std instead of the reference's BGR mean subtraction"},
+    {"arch", SKD_FIELD_STRING, F(student.arch), S(student.arch), 0, 0, NULL,
+     "network trained: resnet18 | resnet34 | resnet50 | resnet101 (PSPNet head)"},
+    {"width", SKD_FIELD_FLOAT, F(student.width), 0, 0.01, 4, NULL, "channel width multiplier (1: the paper's)"},
+    {"teacher", SKD_FIELD_STRING, F(teacher_path), S(teacher_path), 0, 0, NULL,
+     "teacher checkpoint: distil from it (empty: plain training, e.g. of a teacher)"},
+    {"steps", SKD_FIELD_INT, F(steps), 0, 1, 100000000, NULL, "training steps (reference: 40000)"},
+    {"lr", SKD_FIELD_FLOAT, F(lr), 0, 0, 10, NULL, "student SGD learning rate (poly schedule)"},
+    {"momentum", SKD_FIELD_FLOAT, F(momentum), 0, 0, 1, NULL, "student SGD momentum"},
+    {"weight-decay", SKD_FIELD_FLOAT, F(weight_decay), 0, 0, 1, NULL,
+     "student weight decay (reference script 5e-4, its default 1e-4)"},
+    {"poly-power", SKD_FIELD_FLOAT, F(poly_power), 0, 0, 10, NULL, "lr * (1 - step/steps)^power"},
+    {"dsn-weight", SKD_FIELD_FLOAT, F(dsn_weight), 0, 0, 10, NULL, "weight of the auxiliary (DSN) cross-entropy"},
+    {"seed", SKD_FIELD_U64, F(seed), 0, 0, 0, NULL, "random seed (init, data order, augmentation, dropout, D)"},
+    {"pixel", SKD_FIELD_FLAG, F(pixel), 0, 0, 0, NULL, "pixel-wise distillation (softmax-KL)"},
+    {"lambda-pi", SKD_FIELD_FLOAT, F(lambda_pi), 0, 0, 1000, NULL, "pixel-wise weight (reference 10)"},
+    {"tau", SKD_FIELD_FLOAT, F(tau), 0, 0.01, 100, NULL, "pixel-wise temperature (reference 1; loss scaled by tau^2)"},
+    {"pixel-norm", SKD_FIELD_CHOICE, F(pixel_norm_mean), 0, 0, 0, pixel_norm_choices,
+     "pixel-wise normalisation: reference (sum over batch / H'W') or mean (per pixel)"},
+    {"pixel-mask", SKD_FIELD_FLAG, F(pixel_mask_ignore), 0, 0, 0, NULL, "leave ignore-label pixels out of the pixel loss"},
+    {"pair", SKD_FIELD_FLAG, F(pair), 0, 0, 0, NULL, "pair-wise distillation (cosine affinity of feature nodes)"},
+    {"lambda-pa", SKD_FIELD_FLOAT, F(lambda_pa), 0, 0, 1000, NULL,
+     "pair-wise weight (reference default 1.0; its script 0.5; the paper 10)"},
+    {"node-size", SKD_FIELD_INT, F(pair_node_size), 0, 0, 1024, NULL,
+     "node = b x b feature pixels (0: use --pool-scale, the reference's rule)"},
+    {"pool-scale", SKD_FIELD_FLOAT, F(pair_pool_scale), 0, 0.001, 1, NULL,
+     "node size = int(H' * pool_scale) (reference 0.5: a 2x2 node grid)"},
+    {"window", SKD_FIELD_INT, F(pair_window), 0, -1, 100000, NULL,
+     "pair window radius r in nodes ((2r+1)^2 window); -1: all nodes (the reference)"},
+    {"pair-pool", SKD_FIELD_CHOICE, F(pair_avg_pool), 0, 0, 0, pool_choices,
+     "node pooling (max: the reference code; avg: the paper)"},
+    {"pair-norm", SKD_FIELD_CHOICE, F(pair_detached_norm), 0, 0, 0, norm_choices,
+     "affinity gradient: exact cosine, or detached norm (the reference code)"},
+    {"holistic", SKD_FIELD_FLAG, F(holistic), 0, 0, 0, NULL, "holistic distillation (adversarial, self-attention D)"},
+    {"lambda-d", SKD_FIELD_FLOAT, F(lambda_d), 0, 0, 1000, NULL, "adversarial weight (reference 0.1)"},
+    {"lambda-gp", SKD_FIELD_FLOAT, F(lambda_gp), 0, 0, 1000, NULL, "gradient-penalty weight (reference 10)"},
+    {"adv", SKD_FIELD_CHOICE, F(adv), 0, 0, 0, adv_choices, "adversarial loss"},
+    {"d-preprocess", SKD_FIELD_INT, F(d_preprocess), 0, 1, 3, NULL,
+     "D input preprocessing: 1 BatchNorm, 2 tanh, 3 2*(x/255-0.5) (reference 1)"},
+    {"d-conditional", SKD_FIELD_FLAG, F(d_conditional), 0, 0, 0, NULL,
+     "D sees softmax(logits) and the image (the paper) instead of the logits (the reference code)"},
+    {"d-width", SKD_FIELD_INT, F(d_width), 0, 1, 1024, NULL, "D's first conv width d (reference 64)"},
+    {"d-lr", SKD_FIELD_FLOAT, F(d_lr), 0, 0, 10, NULL, "D SGD learning rate (poly schedule; reference 4e-4)"},
+    {"d-momentum", SKD_FIELD_FLOAT, F(d_momentum), 0, 0, 1, NULL, "D SGD momentum"},
+    {"out", SKD_FIELD_STRING, F(out_dir), S(out_dir), 0, 0, NULL, "directory for checkpoints and the log"},
+    {"val-every", SKD_FIELD_INT, F(val_every), 0, 0, 100000000, NULL, "validate every K steps (0: only at the end)"},
+    {"log-every", SKD_FIELD_INT, F(log_every), 0, 1, 100000000, NULL, "write a JSON log line every N steps"},
+    {"save-every", SKD_FIELD_INT, F(save_every), 0, 0, 100000000, NULL,
+     "save the last checkpoint every N steps (0: at validation and at the end)"},
+};
+
+const skd_config_field *skd_train_config_fields(int *count) {
+  *count = (int)(sizeof fields / sizeof fields[0]);
+  return fields;
+}
+
+void skd_train_config_default(skd_train_config *c) {
+  memset(c, 0, sizeof *c);
+  snprintf(c->preset, sizeof c->preset, "generic");
+  c->crop = 512;
+  c->batch = 8;
+  skd_augment reference;
+  skd_augment_reference(&reference, c->crop);
+  c->scale_min = reference.scale_min;
+  c->scale_max = reference.scale_max;
+  c->scale_step = reference.scale_step;
+  c->mirror = reference.mirror;
+  snprintf(c->student.arch, sizeof c->student.arch, "resnet18");
+  c->student.width = 1.0f;
+  c->steps = 40000;
+  c->lr = 0.01f;
+  c->momentum = 0.9f;
+  c->weight_decay = 5e-4f;
+  c->poly_power = 0.9f;
+  c->dsn_weight = 0.4f;
+  c->seed = 1;
+  c->pixel = c->pair = c->holistic = 1; /* active only with a teacher */
+  c->lambda_pi = 10.0f;
+  c->tau = 1.0f;
+  c->lambda_pa = 1.0f;
+  c->pair_pool_scale = 0.5f;
+  c->pair_window = -1;
+  c->lambda_d = 0.1f;
+  c->lambda_gp = 10.0f;
+  c->adv = SKD_ADV_WGAN_GP;
+  c->d_preprocess = 1;
+  c->d_width = 64;
+  c->d_lr = 4e-4f;
+  c->d_momentum = 0.9f;
+  snprintf(c->out_dir, sizeof c->out_dir, "run");
+  c->val_every = 0;
+  c->log_every = 10;
+}
+
+static int is_arch(const char *a) {
+  return !strcmp(a, "resnet18") || !strcmp(a, "resnet34") || !strcmp(a, "resnet50") || !strcmp(a, "resnet101");
+}
+
+skd_status skd_train_config_validate(const skd_train_config *c) {
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    const skd_config_field *f = &fields[i];
+    if (f->min == f->max) continue;
+    const char *p = (const char *)c + f->offset;
+    double v = f->type == SKD_FIELD_INT ? *(const int *)p : f->type == SKD_FIELD_FLOAT ? *(const float *)p : 0;
+    if ((f->type == SKD_FIELD_INT || f->type == SKD_FIELD_FLOAT) && !(v >= f->min && v <= f->max))
+      return skd_error(SKD_EINVAL, "--%s: %g is outside [%g, %g]", f->name, v, f->min, f->max);
+  }
+  if (!c->train_list[0]) return skd_error(SKD_EINVAL, "--train-list is required");
+  if (!is_arch(c->student.arch))
+    return skd_error(SKD_EINVAL, "--arch: unknown network '%s' (expected resnet18, resnet34, resnet50 or resnet101)",
+                     c->student.arch);
+  if (c->scale_min > c->scale_max)
+    return skd_error(SKD_EINVAL, "--scale-min %g is larger than --scale-max %g", c->scale_min, c->scale_max);
+  if (!c->out_dir[0]) return skd_error(SKD_EINVAL, "--out must name a directory");
+  return SKD_OK;
+}
+
+skd_status skd_train_config_to_json(const skd_train_config *c, char **out) {
+  cJSON *o = cJSON_CreateObject();
+  if (!o) return skd_error(SKD_ENOMEM, "config JSON: out of memory");
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    const skd_config_field *f = &fields[i];
+    const char *p = (const char *)c + f->offset;
+    switch (f->type) {
+      case SKD_FIELD_INT: cJSON_AddNumberToObject(o, f->name, *(const int *)p); break;
+      case SKD_FIELD_FLAG: cJSON_AddBoolToObject(o, f->name, *(const int *)p); break;
+      case SKD_FIELD_FLOAT: cJSON_AddNumberToObject(o, f->name, *(const float *)p); break;
+      case SKD_FIELD_STRING: cJSON_AddStringToObject(o, f->name, p); break;
+      case SKD_FIELD_CHOICE: cJSON_AddStringToObject(o, f->name, f->choices[*(const int *)p]); break;
+      case SKD_FIELD_U64: {
+        /* As a string: a double cannot hold every 64-bit seed. */
+        char buf[32];
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)*(const uint64_t *)p);
+        cJSON_AddStringToObject(o, f->name, buf);
+        break;
+      }
+    }
+  }
+  char *text = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  if (!text) return skd_error(SKD_ENOMEM, "config JSON: out of memory");
+  *out = text;
+  return SKD_OK;
+}
+
+static skd_status field_error(const char *what, const skd_config_field *f, const char *expected) {
+  return skd_error(SKD_EFORMAT, "%s: config field '%s': expected %s", what, f->name, expected);
+}
+
+skd_status skd_train_config_from_json(skd_train_config *c, const char *json, const char *what) {
+  cJSON *o = cJSON_Parse(json);
+  if (!o || !cJSON_IsObject(o)) {
+    cJSON_Delete(o);
+    return skd_error(SKD_EFORMAT, "%s: the run configuration is not a JSON object", what);
+  }
+  skd_train_config tmp = *c;
+  skd_status st = SKD_OK;
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0] && st == SKD_OK; i++) {
+    const skd_config_field *f = &fields[i];
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, f->name);
+    if (!v) continue;
+    char *p = (char *)&tmp + f->offset;
+    switch (f->type) {
+      case SKD_FIELD_INT:
+        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble)) st = field_error(what, f, "an integer");
+        else *(int *)p = (int)v->valuedouble;
+        break;
+      case SKD_FIELD_FLAG:
+        if (!cJSON_IsBool(v)) st = field_error(what, f, "true or false");
+        else *(int *)p = cJSON_IsTrue(v);
+        break;
+      case SKD_FIELD_FLOAT:
+        if (!cJSON_IsNumber(v)) st = field_error(what, f, "a number");
+        else *(float *)p = (float)v->valuedouble;
+        break;
+      case SKD_FIELD_STRING:
+        if (!cJSON_IsString(v) || strlen(v->valuestring) >= f->size) st = field_error(what, f, "a (shorter) string");
+        else snprintf(p, f->size, "%s", v->valuestring);
+        break;
+      case SKD_FIELD_CHOICE: {
+        int found = -1;
+        for (int k = 0; cJSON_IsString(v) && f->choices[k]; k++)
+          if (!strcmp(f->choices[k], v->valuestring)) found = k;
+        if (found < 0) st = field_error(what, f, "one of its choices");
+        else *(int *)p = found;
+        break;
+      }
+      case SKD_FIELD_U64: {
+        char *end = NULL;
+        unsigned long long u = cJSON_IsString(v) ? strtoull(v->valuestring, &end, 10) : 0;
+        if (!cJSON_IsString(v) || !*v->valuestring || *end) st = field_error(what, f, "a decimal string");
+        else *(uint64_t *)p = u;
+        break;
+      }
+    }
+  }
+  cJSON_Delete(o);
+  if (st == SKD_OK) *c = tmp;
+  return st;
+}

@@ -1,0 +1,94 @@
+/* The training configuration: defaults, validation messages, JSON round trip. */
+#include "support.h"
+#include "skd/train_config.h"
+
+START_TEST(defaults_are_the_reference) {
+  skd_train_config c;
+  skd_train_config_default(&c);
+  ck_assert_float_eq(c.lambda_pi, 10.0f);
+  ck_assert_float_eq(c.lambda_pa, 1.0f);
+  ck_assert_float_eq(c.lambda_d, 0.1f);
+  ck_assert_float_eq(c.lambda_gp, 10.0f);
+  ck_assert_float_eq(c.pair_pool_scale, 0.5f);
+  ck_assert_int_eq(c.pair_window, -1);
+  ck_assert_float_eq(c.lr, 0.01f);
+  ck_assert_float_eq(c.d_lr, 4e-4f);
+  ck_assert_int_eq(c.crop, 512);
+  ck_assert_int_eq(c.batch, 8);
+  /* A train list is the one thing without a default. */
+  ck_assert_int_eq(skd_train_config_validate(&c), SKD_EINVAL);
+  ck_assert_msg(strstr(skd_error_last(), "--train-list") != NULL, "%s", skd_error_last());
+  snprintf(c.train_list, sizeof c.train_list, "train.txt");
+  CK_OK(skd_train_config_validate(&c));
+}
+END_TEST
+
+START_TEST(validation_names_the_option) {
+  skd_train_config c;
+  skd_train_config_default(&c);
+  snprintf(c.train_list, sizeof c.train_list, "train.txt");
+  c.batch = 0;
+  ck_assert_int_eq(skd_train_config_validate(&c), SKD_EINVAL);
+  ck_assert_msg(strstr(skd_error_last(), "--batch") != NULL, "%s", skd_error_last());
+  c.batch = 2;
+  snprintf(c.student.arch, sizeof c.student.arch, "vgg16");
+  ck_assert_int_eq(skd_train_config_validate(&c), SKD_EINVAL);
+  ck_assert_msg(strstr(skd_error_last(), "vgg16") != NULL, "%s", skd_error_last());
+  snprintf(c.student.arch, sizeof c.student.arch, "resnet50");
+  c.scale_min = 2.0f;
+  c.scale_max = 1.0f;
+  ck_assert_int_eq(skd_train_config_validate(&c), SKD_EINVAL);
+  c.scale_min = 0.5f;
+  c.tau = NAN;
+  ck_assert_int_eq(skd_train_config_validate(&c), SKD_EINVAL);
+  ck_assert_msg(strstr(skd_error_last(), "--tau") != NULL, "%s", skd_error_last());
+}
+END_TEST
+
+START_TEST(json_round_trip) {
+  skd_train_config a, b;
+  skd_train_config_default(&a);
+  snprintf(a.train_list, sizeof a.train_list, "some/list with space.txt");
+  snprintf(a.teacher_path, sizeof a.teacher_path, "t.safetensors");
+  a.seed = 18446744073709551615ULL; /* survives: stored as a string */
+  a.tau = 2.5f;
+  a.pair_window = 3;
+  a.adv = SKD_ADV_HINGE;
+  a.pixel_norm_mean = 1;
+  a.holistic = 0;
+  char *json = NULL;
+  CK_OK(skd_train_config_to_json(&a, &json));
+  skd_train_config_default(&b);
+  CK_OK(skd_train_config_from_json(&b, json, "test"));
+  ck_assert_mem_eq(&a, &b, sizeof a);
+  free(json);
+}
+END_TEST
+
+START_TEST(json_errors_name_the_field) {
+  skd_train_config c, before;
+  skd_train_config_default(&c);
+  before = c;
+  ck_assert_int_eq(skd_train_config_from_json(&c, "[1,2]", "ckpt.safetensors"), SKD_EFORMAT);
+  ck_assert_int_eq(skd_train_config_from_json(&c, "{\"batch\": 2.5}", "ckpt.safetensors"), SKD_EFORMAT);
+  ck_assert_msg(strstr(skd_error_last(), "ckpt.safetensors") && strstr(skd_error_last(), "'batch'"), "%s",
+                skd_error_last());
+  ck_assert_int_eq(skd_train_config_from_json(&c, "{\"crop\": 64, \"adv\": \"lsgan\"}", "x"), SKD_EFORMAT);
+  ck_assert_msg(strstr(skd_error_last(), "'adv'") != NULL, "%s", skd_error_last());
+  /* A failed parse changes nothing. */
+  ck_assert_mem_eq(&c, &before, sizeof c);
+  CK_OK(skd_train_config_from_json(&c, "{\"crop\": 64}", "x"));
+  ck_assert_int_eq(c.crop, 64);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("train_config");
+  TCase *tc = support_tcase_host("train_config");
+  tcase_add_test(tc, defaults_are_the_reference);
+  tcase_add_test(tc, validation_names_the_option);
+  tcase_add_test(tc, json_round_trip);
+  tcase_add_test(tc, json_errors_name_the_field);
+  suite_add_tcase(s, tc);
+  return support_main_host(s);
+}

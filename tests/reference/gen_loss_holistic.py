@@ -241,7 +241,7 @@ for n, a, b in zip(names, g_all, g_gp):
     out["a.d.gp." + n] = b
 for k, v in state(model).items():
     if k.endswith(("weight_u", "weight_v", "running_mean", "running_var")):
-        out["a.d.after." + k] = v
+        out["a.d.after." + k] = v.detach().clone()  # the live buffer is overwritten by load() below
 print("a: scores T", d_t.reshape(-1).tolist(), "S", d_s.reshape(-1).tolist(), "gnorm", gnorm.tolist())
 
 # Hinge D step: last bias shifted so that D(T_0), D(T_1) straddle 1.

@@ -336,6 +336,17 @@ START_TEST(train_and_hold_state) {
   CK_OK(skd_disc_forward(T, d, arena, SKD_DISC_HOLD, &r, &t, NULL, &h));
   check_error("discriminator", "HOLD from record == its score", rel_error(dev_fetch(&h.score), dev_fetch(&r.score),
                                                                           FIX_N), 0.0);
+  /* On another input, a HOLD from a HOLD record keeps the first record's
+   * masks (not the intermediate one's own signs). */
+  skd_tensor s = dev_upload(fix_input(2, count, -3.0, 5.0), FIX_N, FIX_C, FIX_H, FIX_W);
+  skd_disc_record h1, h2;
+  CK_OK(skd_disc_forward(T, d, arena, SKD_DISC_HOLD, &r, &s, NULL, &h1));
+  CK_OK(skd_disc_forward(T, d, arena, SKD_DISC_HOLD, &h1, &s, NULL, &h2));
+  check_error("discriminator", "HOLD chain keeps the masks", rel_error(dev_fetch(&h2.score), dev_fetch(&h1.score),
+                                                                       FIX_N), 0.0);
+  CK_OK(skd_disc_forward(T, d, arena, SKD_DISC_HOLD, NULL, &s, NULL, &h2));
+  ck_assert_msg(rel_error(dev_fetch(&h2.score), dev_fetch(&h1.score), FIX_N) > 1e-6,
+                "own masks and T's masks give the same score on S: the check above is vacuous");
   for (int i = 0; i < 3; i++) {
     skd_param *p = skd_disc_find(d, watch[i]);
     check_error("discriminator", "HOLD keeps state", rel_error(dev_fetch(&p->value), before[i],

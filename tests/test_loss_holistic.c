@@ -71,7 +71,7 @@ START_TEST(d_step_wgan_gp_vs_pytorch) {
     snprintf(check, sizeof check, "D step %s vs pytorch", names[i]);
     check_error("holistic", check, rel_error(&terms[i], &want->data[i], 1), 1e-5);
   }
-  check_grads(f, d, "a.d.grads", "D step", 2e-3); /* the penalty part is a central difference */
+  check_grads(f, d, "a.d.grads", "D step", 5e-3); /* the penalty part is a central difference */
   /* The state the three TRAIN forwards left: u, v, BN running statistics. */
   for (int i = 0; i < d->nstate; i++) {
     skd_param *p = d->state[i];
@@ -114,10 +114,13 @@ static double penalty_run(const ref_file *f, float step, double tol) {
   return worst;
 }
 
+/* Tolerance 5e-3: the worst tensor measured 1.1e-3 on PoCL (attn2's value
+ * bias, whose exact value is 0: pure rounding, ~1/c) and 2.2e-3 on rusticl;
+ * the others stay below 6.3e-4. A wrong second-order term is off by > 1e-1. */
 START_TEST(penalty_gradient_vs_double_backward) {
   ref_file *f = ref_open("loss_holistic.bin");
-  double e = penalty_run(f, SKD_HOLISTIC_HVP_STEP, 2e-3);
-  check_error("holistic", "penalty dtheta, worst tensor", e, 2e-3);
+  double e = penalty_run(f, SKD_HOLISTIC_HVP_STEP, 5e-3);
+  check_error("holistic", "penalty dtheta, worst tensor", e, 5e-3);
   /* The step's trade-off (truncation ~ c^2, rounding ~ 1/c), printed for
    * the record (the worst tensor); only the default is asserted. */
   const float steps[] = {3e-2f, 1e-2f, 3e-3f, 1e-3f, 3e-4f, 1e-4f};

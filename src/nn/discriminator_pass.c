@@ -137,7 +137,7 @@ static skd_status forward_sn_layer(skd_context *ctx, skd_disc *d, skd_arena *are
   if (st != SKD_OK) return st;
   const float slope = SKD_DISC_SLOPE;
   if (hold) {
-    r->mask[i] = hold->act[i];
+    r->mask[i] = hold->mask[i]; /* the original masks, also when hold is itself a held record */
     return launch_elementwise(ctx, "disc_leaky_masked_fwd", (int)skd_tensor_numel(&r->act[i]), &slope,
                               &r->mask[i], &r->act[i], &r->act[i]);
   }

@@ -101,7 +101,8 @@ static void check_shape(int n, int ch, int h, int w, float gamma) {
      * of the key weights' gradient. */
     double diff = 0.0, scale = 1e-6;
     for (size_t j = 0; j < m; j++) diff = fmax(diff, fabs((double)g[j] - g0[4][j]));
-    for (size_t j = 0; j < skd_tensor_numel(&p[3]->value); j++) scale = fmax(scale, fabs((double)gref[3][j] - g0[3][j]));
+    for (size_t j = 0; j < skd_tensor_numel(&p[3]->value); j++)
+      scale = fmax(scale, fabs((double)gref[3][j] - g0[3][j]));
     check_error("attention", check, diff / scale, 2e-5);
   }
   skd_attention_release(&L.a);

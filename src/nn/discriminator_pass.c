@@ -52,9 +52,13 @@ static skd_status check_inputs(const skd_disc *d, skd_disc_mode mode, const skd_
                      "kernel %dx%d (built for %dx%d logits)",
                      logits->h, logits->w, g->h[4], g->w[4], g->kh, g->kw, cfg->map_h, cfg->map_w);
   if (cfg->conditional) {
-    if (!image || image->n != logits->n || image->c != 3 || image->h < 1 || image->w < 1)
-      return skd_error(SKD_EINVAL, "discriminator forward: conditional: image: expected (%d, 3, H, W), got %s",
-                       logits->n, image ? "another shape" : "NULL");
+    if (!image)
+      return skd_error(SKD_EINVAL, "discriminator forward: conditional: image: expected (%d, 3, H, W), got NULL",
+                       logits->n);
+    if (image->n != logits->n || image->c != 3 || image->h < 1 || image->w < 1)
+      return skd_error(SKD_EINVAL,
+                       "discriminator forward: conditional: image: expected (%d, 3, H, W), got (%d, %d, %d, %d)",
+                       logits->n, image->n, image->c, image->h, image->w);
   } else if (image) {
     return skd_error(SKD_EINVAL, "discriminator forward: image given to an unconditional discriminator");
   }

@@ -231,6 +231,7 @@ START_TEST(bad_shapes) {
   CK_OK(skd_attention_forward(T, &a, arena, &x2, &rec));
   ck_assert_int_eq(skd_attention_backward(T, &a, arena, &rec, &dy, NULL, 1), SKD_EINVAL);
   ck_assert_msg(strstr(skd_error_last(), "attention backward: dy") != NULL, "message: %s", skd_error_last());
+  skd_attention_release(&a);
   ck_assert_int_eq(skd_attention_init(T, &a, "bad", 0, 1), SKD_EINVAL);
   ck_assert_str_eq(a.gamma.name, "");
   skd_arena_free(arena);

@@ -38,8 +38,8 @@ __kernel void window_average_fwd(const int total, const int hw, CTENSOR(sum), CT
  * is its own pair. */
 __kernel void flip_horizontal_fwd(const int rows, const int w, CTENSOR(x), TENSOR(y)) {
   const int j = get_global_id(0), r = get_global_id(1);
-  const int half = (w + 1) / 2;
-  if (j >= half || r >= rows) return;
+  const int pairs = (w + 1) / 2;
+  if (j >= pairs || r >= rows) return;
   const int a = r * w + j, b = r * w + (w - 1 - j);
   const float va = AT(x)[a], vb = AT(x)[b];
   AT(y)[a] = vb;

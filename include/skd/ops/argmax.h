@@ -21,7 +21,7 @@ skd_status skd_argmax_forward(skd_context *ctx, const skd_tensor *x, const skd_t
 
 /* ids: N*H*W bytes on the host, in (n, y, x) order. C must be at most 255, so
  * an id never equals the ignore label 255. Blocking: returns once ids hold the
- * result. Uses the context's workspace. */
+ * result. Uses the context's workspace, so x must not live in it. */
 skd_status skd_argmax_download_u8(skd_context *ctx, const skd_tensor *x, uint8_t *ids);
 
 /* Plain-C reference, same rules. x: (n, c, h, w), ids: (n, 1, h, w). */

@@ -12,5 +12,6 @@
 #include "skd/ops/conv2d.h"
 #include "skd/ops/softmax.h"
 #include "skd/ops/spectral.h"
+#include "skd/ops/argmax.h"
 
 #endif

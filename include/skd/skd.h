@@ -10,6 +10,8 @@
 #include "skd/loss.h"
 #include "skd/io/safetensors.h"
 #include "skd/data.h"
+#include "skd/eval.h"
+#include "skd/palette.h"
 #include "skd/train_config.h"
 
 #endif

@@ -4,5 +4,6 @@
 
 #include "skd/loss/pixel.h"
 #include "skd/loss/pair.h"
+#include "skd/loss/holistic.h"
 
 #endif

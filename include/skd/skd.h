@@ -7,11 +7,15 @@
 #include "skd/tensor.h"
 #include "skd/ops.h"
 #include "skd/optim.h"
+#include "skd/nn/pspnet.h"
+#include "skd/nn/discriminator.h"
 #include "skd/loss.h"
 #include "skd/io/safetensors.h"
 #include "skd/data.h"
 #include "skd/eval.h"
 #include "skd/palette.h"
 #include "skd/train_config.h"
+#include "skd/train.h"
+#include "skd/evaluate.h"
 
 #endif

@@ -34,6 +34,9 @@ typedef struct skd_train_config {
   /* networks */
   skd_net_config student;
   char teacher_path[SKD_PATH_MAX]; /* "" : plain training (no distillation) */
+  /* The teacher's network when its checkpoint does not say (a converted
+   * reference checkpoint); skd-cl's own checkpoints carry their config. */
+  skd_net_config teacher;
 
   /* schedule and optimiser (student) */
   int steps;
@@ -76,6 +79,9 @@ typedef struct skd_train_config {
  * lambda_pa 1, lambda_d 0.1, lambda_gp 10, pool_scale 0.5, SGD lr 0.01
  * momentum 0.9 weight decay 5e-4, poly 0.9, D lr 4e-4). */
 void skd_train_config_default(skd_train_config *c);
+
+/* 18, 34, 50 or 101 for "resnet18" ... "resnet101"; 0 otherwise. */
+int skd_arch_depth(const char *arch);
 
 /* Checks ranges and combinations; the message names the option. */
 skd_status skd_train_config_validate(const skd_train_config *c);

@@ -11,6 +11,7 @@ typedef struct cli_globals {
 
 int cmd_list_devices(const cli_globals *g, int argc, char **argv);
 int cmd_make_dataset(const cli_globals *g, int argc, char **argv);
+int cmd_train(const cli_globals *g, int argc, char **argv);
 
 /* Creates the context for the chosen device; prints the error and returns
  * NULL on failure. */

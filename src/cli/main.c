@@ -14,6 +14,7 @@ struct command {
 static const struct command commands[] = {
     {"list-devices", cmd_list_devices, "list every OpenCL device of every platform (--json)"},
     {"make-dataset", cmd_make_dataset, "write the synthetic demo segmentation set (--out DIR)"},
+    {"train", cmd_train, "train a network, or distil a student from a teacher (--teacher)"},
 };
 
 static void usage(FILE *f) {

@@ -369,6 +369,7 @@ skd_status skd_nn_params_read(skd_nn_params *r, skd_safetensors *f, const char *
     if (prefix && strncmp(t->name, prefix, plen) != 0) continue;
     const char *name = t->name + plen;
     if (ends_with(name, ".num_batches_tracked")) continue;
+    if ((flags & SKD_NN_LOAD_NETWORK_ONLY) && (!strncmp(name, "optim.", 6) || !strncmp(name, "disc.", 5))) continue;
     skd_nn_entry *e = skd_nn_params_find(r, name);
     if (!e) {
       list_add(&lists[1], "%s", t->name);

@@ -28,7 +28,8 @@ static const skd_config_field fields[] = {
      "label preset: demo | cityscapes | cityscapes-trainids | camvid | voc | generic"},
     {"classes", SKD_FIELD_INT, F(classes), 0, 0, 0, NULL, "number of classes (0: from the preset)"},
     {"crop", SKD_FIELD_INT, F(crop), 0, 16, 8192, NULL, "training crop size (reference: 512)"},
-    {"batch", SKD_FIELD_INT, F(batch), 0, 1, 4096, NULL, "images per step (reference: 8)"},
+    {"batch", SKD_FIELD_INT, F(batch), 0, 2, 4096, NULL,
+     "images per step (reference: 8; at least 2: training-mode BatchNorm after the PSP bin-1 pooling)"},
     {"scale-min", SKD_FIELD_FLOAT, F(scale_min), 0, 0.05, 20, NULL, "smallest random scale"},
     {"scale-max", SKD_FIELD_FLOAT, F(scale_max), 0, 0.05, 20, NULL, "largest random scale"},
     {"scale-step", SKD_FIELD_FLOAT, F(scale_step), 0, 0, 10, NULL, "scale step (0: uniform)"},
@@ -40,6 +41,9 @@ static const skd_config_field fields[] = {
     {"width", SKD_FIELD_FLOAT, F(student.width), 0, 0.01, 4, NULL, "channel width multiplier (1: the paper's)"},
     {"teacher", SKD_FIELD_STRING, F(teacher_path), S(teacher_path), 0, 0, NULL,
      "teacher checkpoint: distil from it (empty: plain training, e.g. of a teacher)"},
+    {"teacher-arch", SKD_FIELD_STRING, F(teacher.arch), S(teacher.arch), 0, 0, NULL,
+     "teacher network when its checkpoint does not record it (a converted reference checkpoint)"},
+    {"teacher-width", SKD_FIELD_FLOAT, F(teacher.width), 0, 0.01, 4, NULL, "teacher width, likewise"},
     {"steps", SKD_FIELD_INT, F(steps), 0, 1, 100000000, NULL, "training steps (reference: 40000)"},
     {"lr", SKD_FIELD_FLOAT, F(lr), 0, 0, 10, NULL, "student SGD learning rate (poly schedule)"},
     {"momentum", SKD_FIELD_FLOAT, F(momentum), 0, 0, 1, NULL, "student SGD momentum"},
@@ -103,6 +107,8 @@ void skd_train_config_default(skd_train_config *c) {
   c->mirror = reference.mirror;
   snprintf(c->student.arch, sizeof c->student.arch, "resnet18");
   c->student.width = 1.0f;
+  snprintf(c->teacher.arch, sizeof c->teacher.arch, "resnet101");
+  c->teacher.width = 1.0f;
   c->steps = 40000;
   c->lr = 0.01f;
   c->momentum = 0.9f;
@@ -128,6 +134,11 @@ void skd_train_config_default(skd_train_config *c) {
   c->log_every = 10;
 }
 
+int skd_arch_depth(const char *a) {
+  return !strcmp(a, "resnet18") ? 18 : !strcmp(a, "resnet34") ? 34 : !strcmp(a, "resnet50") ? 50
+         : !strcmp(a, "resnet101") ? 101 : 0;
+}
+
 static int is_arch(const char *a) {
   return !strcmp(a, "resnet18") || !strcmp(a, "resnet34") || !strcmp(a, "resnet50") || !strcmp(a, "resnet101");
 }
@@ -145,6 +156,9 @@ skd_status skd_train_config_validate(const skd_train_config *c) {
   if (!is_arch(c->student.arch))
     return skd_error(SKD_EINVAL, "--arch: unknown network '%s' (expected resnet18, resnet34, resnet50 or resnet101)",
                      c->student.arch);
+  if (!is_arch(c->teacher.arch))
+    return skd_error(SKD_EINVAL, "--teacher-arch: unknown network '%s' (expected resnet18, resnet34, resnet50 or "
+                     "resnet101)", c->teacher.arch);
   if (c->scale_min > c->scale_max)
     return skd_error(SKD_EINVAL, "--scale-min %g is larger than --scale-max %g", c->scale_min, c->scale_max);
   if (!c->out_dir[0]) return skd_error(SKD_EINVAL, "--out must name a directory");

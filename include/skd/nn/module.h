@@ -106,6 +106,8 @@ skd_status skd_nn_params_save(skd_nn_params *r, const char *path);
  * current values. On any mismatch nothing is changed and the error
  * (SKD_EFORMAT) lists every missing, unexpected and mis-shaped tensor. */
 #define SKD_NN_LOAD_KEEP_REPLACEABLE 1
+/* Skips the trainer's state in its checkpoints ("optim.*", "disc.*"). */
+#define SKD_NN_LOAD_NETWORK_ONLY 2
 skd_status skd_nn_params_read(skd_nn_params *r, skd_safetensors *f, const char *prefix, int flags);
 skd_status skd_nn_params_load(skd_nn_params *r, const char *path, int flags);
 

@@ -1,0 +1,33 @@
+/* Evaluation of a segmentation network on a dataset: whole images or the
+ * reference's sliding windows, optionally averaged with the horizontally
+ * flipped prediction, accumulated into a confusion matrix. */
+#ifndef SKD_EVALUATE_H
+#define SKD_EVALUATE_H
+
+#include "skd/data.h"
+#include "skd/eval.h"
+#include "skd/nn/pspnet.h"
+
+typedef struct skd_eval_options {
+  int crop;          /* sliding-window size; 0: the whole image in one pass */
+  int flip;          /* also run the mirrored image and average the logits */
+  skd_normalize normalize;
+} skd_eval_options;
+
+/* Whole images, no flip, the reference normalisation. */
+void skd_eval_options_default(skd_eval_options *o);
+
+/* Logits (1, C, H, W) at the image's own resolution for one normalised
+ * image (1, 3, H, W): the network's logits bilinearly upsampled (align
+ * corners), per window when crop > 0, averaged over windows and flips.
+ * out comes from the arena. */
+skd_status skd_predict_logits(skd_pspnet *net, skd_arena *arena, const skd_tensor *image,
+                              const skd_eval_options *opt, skd_tensor *out);
+
+/* Every image of ds, one at a time, into m (which must have the network's
+ * class count). The arena is reset per image. progress (may be NULL) is
+ * called after each image with (done, total). */
+skd_status skd_evaluate(skd_pspnet *net, skd_arena *arena, const skd_dataset *ds, const skd_eval_options *opt,
+                        skd_confusion *m, void (*progress)(void *user, int done, int total), void *user);
+
+#endif

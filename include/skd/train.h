@@ -1,0 +1,64 @@
+/* The trainer: teacher training (task loss only) or student distillation
+ * (task + pixel-wise + pair-wise + holistic), validation, checkpoints.
+ *
+ * One step, in the order of the method (METHOD.md section 5):
+ *   1. teacher forward in eval mode (no gradients, running statistics)
+ *   2. student forward in train mode
+ *   3. every loss term, the student's backward and its SGD step (poly lr)
+ *   4. with holistic on: one discriminator step on the detached logits
+ * All randomness (data order, augmentation, dropout, the penalty's mixing
+ * weights) is a function of (seed, step), so a resumed run continues exactly
+ * where it stopped. */
+#ifndef SKD_TRAIN_H
+#define SKD_TRAIN_H
+
+#include "skd/eval.h"
+#include "skd/train_config.h"
+
+typedef struct skd_trainer skd_trainer;
+
+/* Every term of one step (host copies of the device values). */
+typedef struct skd_step_report {
+  long step;       /* steps done, this one included */
+  double lr;
+  double loss;     /* the student's total objective */
+  double task;     /* CE(up(Q_S)) + dsn_weight * CE(up(Q_dsn)) */
+  double pixel;    /* L_pi, before lambda_pi (0 when off) */
+  double pair;     /* L_pa, before lambda_pa */
+  double holistic; /* L_ho = -mean D(Q_S), before lambda_d */
+  double d_loss;   /* the discriminator's loss of step 4 */
+  double d_real, d_fake, d_penalty;
+  double seconds;  /* wall time of the step */
+} skd_step_report;
+
+/* Builds everything the config asks for: data, student (fresh, or from
+ * resume_path), teacher (from cfg->teacher_path), discriminator. */
+skd_status skd_trainer_create(skd_trainer **out, skd_context *ctx, const skd_train_config *cfg,
+                              const char *resume_path);
+void skd_trainer_free(skd_trainer *t);
+
+const skd_train_config *skd_trainer_config(const skd_trainer *t);
+long skd_trainer_step_count(const skd_trainer *t);
+/* The best validation mIoU so far (NaN before the first validation). */
+double skd_trainer_best_miou(const skd_trainer *t);
+
+/* One step. A NaN or Inf in any term is SKD_EINVAL naming the term and the
+ * step; the parameters are then left as they were before the update. */
+skd_status skd_trainer_step(skd_trainer *t, skd_step_report *report);
+
+/* Student on the validation list (whole images); m is filled. */
+skd_status skd_trainer_validate(skd_trainer *t, skd_metrics *m);
+void skd_trainer_note_validation(skd_trainer *t, double miou);
+
+/* Checkpoint with everything needed to resume: student, discriminator, both
+ * optimisers' states, the step, the best mIoU and the full config. Written
+ * atomically. */
+skd_status skd_trainer_save(skd_trainer *t, const char *path);
+
+/* Reads the run configuration stored in a checkpoint into *cfg (fields it
+ * lacks keep their values); *found says whether there was one (a converted
+ * reference checkpoint has none). step and best: what the run had reached. */
+skd_status skd_checkpoint_read_config(const char *path, skd_train_config *cfg, int *found, long *step,
+                                      double *best);
+
+#endif

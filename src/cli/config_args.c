@@ -1,0 +1,44 @@
+#include "cli/config_args.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int config_args_build(skd_train_config *cfg, cli_arg *args, const char **strings) {
+  int n = 0;
+  const skd_config_field *f = skd_train_config_fields(&n);
+  for (int i = 0; i < n; i++) {
+    void *p = (char *)cfg + f[i].offset;
+    cli_arg a = {f[i].name, CLI_INT, p, f[i].help, f[i].min, f[i].max, f[i].choices, 0};
+    switch (f[i].type) {
+      case SKD_FIELD_INT: a.type = CLI_INT; break;
+      case SKD_FIELD_U64: a.type = CLI_U64; break;
+      case SKD_FIELD_FLOAT: a.type = CLI_FLOAT; break;
+      case SKD_FIELD_FLAG: a.type = CLI_FLAG; break;
+      case SKD_FIELD_CHOICE: a.type = CLI_CHOICE; break;
+      case SKD_FIELD_STRING:
+        /* Parsed as a pointer; the default shown is the current value. */
+        strings[i] = (const char *)p;
+        a.type = CLI_STRING;
+        a.value = &strings[i];
+        break;
+    }
+    args[i] = a;
+  }
+  return n;
+}
+
+int config_args_commit(skd_train_config *cfg, const char **strings, const char *command) {
+  int n = 0;
+  const skd_config_field *f = skd_train_config_fields(&n);
+  for (int i = 0; i < n; i++) {
+    if (f[i].type != SKD_FIELD_STRING) continue;
+    char *dst = (char *)cfg + f[i].offset;
+    if (strings[i] == dst) continue;
+    if (strlen(strings[i]) >= f[i].size) {
+      fprintf(stderr, "skd-cl %s: --%s is longer than %zu characters\n", command, f[i].name, f[i].size - 1);
+      return 2;
+    }
+    snprintf(dst, f[i].size, "%s", strings[i]);
+  }
+  return 0;
+}

@@ -1,0 +1,329 @@
+/* The training loop: data, teacher, student, every loss, the updates. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "skd/ops/elementwise.h"
+#include "skd/ops/resize.h"
+#include "skd/ops/softmax.h"
+#include "train/trainer_private.h"
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A per-step seed for dropout masks: splitmix64 of (seed, step). */
+static uint32_t step_seed(uint64_t seed, long step, uint64_t salt) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * ((uint64_t)step + 1) + salt;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return (uint32_t)(z ^ (z >> 31));
+}
+
+skd_tensor trainer_scalar(const struct skd_trainer *t, enum scalar_slot s) {
+  return skd_tensor_view(t->scalars.mem, t->scalars.offset + (size_t)s, 1, 1, 1, 1);
+}
+
+const skd_train_config *skd_trainer_config(const skd_trainer *t) { return &t->cfg; }
+long skd_trainer_step_count(const skd_trainer *t) { return t->step; }
+double skd_trainer_best_miou(const skd_trainer *t) { return t->best_miou; }
+
+void skd_trainer_note_validation(skd_trainer *t, double miou) {
+  if (isnan(t->best_miou) || miou > t->best_miou) t->best_miou = miou;
+}
+
+static skd_status open_data(skd_trainer *t) {
+  const skd_train_config *c = &t->cfg;
+  const char *dir = c->data_dir[0] ? c->data_dir : NULL;
+  skd_status st = skd_label_map_preset(&t->map, c->preset, c->classes);
+  if (st == SKD_OK) st = skd_dataset_open(&t->train_set, c->train_list, dir, &t->map);
+  if (st == SKD_OK && c->val_list[0]) st = skd_dataset_open(&t->val_set, c->val_list, dir, &t->map);
+  if (st != SKD_OK) return st;
+  skd_loader_config lc;
+  memset(&lc, 0, sizeof lc);
+  lc.batch = c->batch;
+  lc.train = 1;
+  lc.first_batch = t->step; /* batch k feeds step k: a resumed run sees the same stream */
+  skd_augment_reference(&lc.augment, c->crop);
+  lc.augment.scale_min = c->scale_min;
+  lc.augment.scale_max = c->scale_max;
+  lc.augment.scale_step = c->scale_step;
+  lc.augment.mirror = c->mirror;
+  if (c->imagenet_norm) skd_normalize_imagenet(&lc.augment.normalize);
+  return skd_loader_create(&t->loader, t->train_set, &lc, c->seed);
+}
+
+static skd_status network_config(const skd_net_config *net, int classes, int with_grad, uint64_t seed,
+                                 skd_pspnet_config *out) {
+  int depth = skd_arch_depth(net->arch);
+  if (!depth) return skd_error(SKD_EINVAL, "unknown network '%s'", net->arch);
+  skd_pspnet_config_default(out, depth, classes);
+  out->width = net->width;
+  out->with_grad = with_grad;
+  out->seed = seed;
+  return SKD_OK;
+}
+
+/* The teacher: its checkpoint says what network it is (skd-cl's own), or
+ * --teacher-arch/--teacher-width do (a converted reference checkpoint). */
+static skd_status open_teacher(skd_trainer *t) {
+  skd_train_config stored = t->cfg;
+  int found = 0;
+  long step;
+  double best;
+  skd_status st = skd_checkpoint_read_config(t->cfg.teacher_path, &stored, &found, &step, &best);
+  if (st != SKD_OK) return st;
+  const skd_net_config *net = found ? &stored.student : &t->cfg.teacher;
+  if (found && stored.classes != t->cfg.classes && stored.classes != 0)
+    return skd_error(SKD_EINVAL, "teacher %s was trained for %d classes, this run has %d", t->cfg.teacher_path,
+                     stored.classes, t->cfg.classes);
+  skd_pspnet_config pc;
+  st = network_config(net, t->cfg.classes, 0, 1, &pc);
+  if (st == SKD_OK) st = skd_pspnet_create(&t->teacher, t->ctx, &pc);
+  if (st == SKD_OK) st = skd_nn_params_load(&t->teacher->params, t->cfg.teacher_path, SKD_NN_LOAD_NETWORK_ONLY);
+  if (st == SKD_OK) t->cfg.teacher = *net;
+  return st;
+}
+
+static skd_status open_student(skd_trainer *t, const char *resume_path) {
+  skd_pspnet_config pc;
+  skd_status st = network_config(&t->cfg.student, t->cfg.classes, 1, t->cfg.seed, &pc);
+  if (st == SKD_OK) st = skd_pspnet_create(&t->student, t->ctx, &pc);
+  if (st != SKD_OK || !resume_path) return st;
+  skd_safetensors *f = NULL;
+  st = skd_safetensors_open(&f, resume_path);
+  if (st == SKD_OK) st = skd_nn_params_read(&t->student->params, f, NULL, SKD_NN_LOAD_NETWORK_ONLY);
+  if (st == SKD_OK) st = checkpoint_read_optim(f, &t->student->params, "optim.student.");
+  if (st == SKD_OK && t->adv) st = adversary_read(t->adv, f);
+  skd_safetensors_close(f);
+  return st;
+}
+
+skd_status skd_trainer_create(skd_trainer **out, skd_context *ctx, const skd_train_config *cfg,
+                              const char *resume_path) {
+  *out = NULL;
+  skd_trainer *t = calloc(1, sizeof *t);
+  if (!t) return skd_error(SKD_ENOMEM, "trainer: out of host memory");
+  t->ctx = ctx;
+  t->cfg = *cfg;
+  t->best_miou = NAN;
+  skd_status st = SKD_OK;
+  if (resume_path) {
+    /* The configuration comes from the caller (the CLI starts from the one
+     * stored in the checkpoint and applies its options); the checkpoint gives
+     * the step and the best mIoU. */
+    skd_train_config stored = *cfg;
+    int found = 0;
+    st = skd_checkpoint_read_config(resume_path, &stored, &found, &t->step, &t->best_miou);
+    if (st == SKD_OK && !found)
+      st = skd_error(SKD_EFORMAT, "%s: not a training checkpoint of skd-cl (no run configuration in its metadata)",
+                     resume_path);
+    if (st == SKD_OK && t->step >= t->cfg.steps)
+      st = skd_error(SKD_EINVAL, "%s is at step %ld of %d: nothing left to train (raise --steps)", resume_path,
+                     t->step, t->cfg.steps);
+  }
+  if (st == SKD_OK) st = skd_train_config_validate(&t->cfg);
+  if (st == SKD_OK) st = open_data(t);
+  if (st == SKD_OK) t->cfg.classes = t->map.classes;
+  if (st == SKD_OK && t->cfg.teacher_path[0]) st = open_teacher(t);
+  if (st == SKD_OK && t->teacher && t->cfg.holistic) st = adversary_create(t);
+  if (st == SKD_OK) st = open_student(t, resume_path);
+  if (st == SKD_OK) st = skd_pspnet_output_shape(t->student, t->cfg.crop, t->cfg.crop, &t->logit_h, &t->logit_w);
+  if (st == SKD_OK) st = skd_optim_sgd_init(&t->opt, t->cfg.lr, t->cfg.momentum, 0.0, t->cfg.weight_decay, 0);
+  if (st == SKD_OK) t->opt.step = t->step;
+  if (st == SKD_OK) st = skd_arena_create(ctx, &t->arena, 0);
+  if (st == SKD_OK) st = skd_tensor_alloc(ctx, &t->scalars, 1, 1, 1, S_COUNT);
+  if (st == SKD_OK) st = skd_tensor_fill(ctx, &t->scalars, 0.0f);
+  if (st == SKD_OK) {
+    size_t pixels = (size_t)t->cfg.batch * (size_t)t->cfg.crop * (size_t)t->cfg.crop;
+    t->label_host = malloc(pixels * sizeof(float));
+    t->label_small = malloc((size_t)t->cfg.batch * (size_t)t->logit_h * (size_t)t->logit_w * sizeof(float));
+    if (!t->label_host || !t->label_small) st = skd_error(SKD_ENOMEM, "trainer: out of host memory for labels");
+  }
+  if (st != SKD_OK) {
+    skd_trainer_free(t);
+    return st;
+  }
+  *out = t;
+  return SKD_OK;
+}
+
+void skd_trainer_free(skd_trainer *t) {
+  if (!t) return;
+  skd_loader_free(t->loader);
+  skd_dataset_free(t->train_set);
+  skd_dataset_free(t->val_set);
+  adversary_free(t->adv);
+  skd_pspnet_free(t->student);
+  skd_pspnet_free(t->teacher);
+  skd_arena_free(t->arena);
+  skd_tensor_release(&t->scalars);
+  free(t->label_host);
+  free(t->label_small);
+  free(t);
+}
+
+/* Labels as float class ids at crop size and, for the pixel-loss mask, at
+ * logit size (nearest pixel centre). */
+static skd_status upload_labels(skd_trainer *t, const skd_batch *b, skd_tensor *labels, skd_tensor *small) {
+  size_t plane = (size_t)b->h * (size_t)b->w;
+  for (size_t i = 0; i < (size_t)b->n * plane; i++) t->label_host[i] = (float)b->label[i];
+  skd_status st = skd_arena_tensor(t->arena, labels, b->n, 1, b->h, b->w);
+  if (st == SKD_OK) st = skd_tensor_upload(t->ctx, labels, t->label_host);
+  if (st != SKD_OK || !t->cfg.pixel_mask_ignore) return st;
+  int hs = t->logit_h, ws = t->logit_w;
+  for (int n = 0; n < b->n; n++)
+    for (int y = 0; y < hs; y++)
+      for (int x = 0; x < ws; x++) {
+        int sy = (int)(((double)y + 0.5) * b->h / hs), sx = (int)(((double)x + 0.5) * b->w / ws);
+        t->label_small[((size_t)n * hs + y) * ws + x] = (float)b->label[(size_t)n * plane + (size_t)sy * b->w + sx];
+      }
+  st = skd_arena_tensor(t->arena, small, b->n, 1, hs, ws);
+  if (st == SKD_OK) st = skd_tensor_upload(t->ctx, small, t->label_small);
+  return st;
+}
+
+/* weight * CE(up(logits), labels) into the two scalar slots; dlogits += its gradient. */
+static skd_status task_term(skd_trainer *t, const skd_tensor *logits, const skd_tensor *labels, float weight,
+                            enum scalar_slot loss, enum scalar_slot count, const skd_tensor *dlogits) {
+  skd_tensor up, dup, l = trainer_scalar(t, loss), c = trainer_scalar(t, count);
+  int ignore = t->map.ignore;
+  skd_status st = skd_arena_tensor(t->arena, &up, logits->n, logits->c, labels->h, labels->w);
+  if (st == SKD_OK) st = skd_arena_tensor(t->arena, &dup, logits->n, logits->c, labels->h, labels->w);
+  if (st == SKD_OK) st = skd_resize_bilinear_forward(t->ctx, logits, &up);
+  if (st == SKD_OK) st = skd_cross_entropy_forward(t->ctx, &up, labels, ignore, &l, &c);
+  if (st == SKD_OK) st = skd_tensor_fill(t->ctx, &dup, 0.0f);
+  if (st == SKD_OK) st = skd_cross_entropy_backward(t->ctx, &up, labels, ignore, &c, weight, &dup);
+  if (st == SKD_OK) st = skd_resize_bilinear_backward(t->ctx, &dup, dlogits);
+  return st;
+}
+
+static skd_status zeros_like(skd_trainer *t, const skd_tensor *like, skd_tensor *out) {
+  skd_status st = skd_arena_tensor(t->arena, out, like->n, like->c, like->h, like->w);
+  return st == SKD_OK ? skd_tensor_fill(t->ctx, out, 0.0f) : st;
+}
+
+static skd_status check_finite(const skd_trainer *t, const float *s, int distill) {
+  struct { const char *name; enum scalar_slot slot; int on; } terms[] = {
+      {"task (cross-entropy)", S_CE, 1},
+      {"task (auxiliary cross-entropy)", S_DSN, 1},
+      {"pixel-wise", S_PIXEL, distill && t->cfg.pixel},
+      {"pair-wise", S_PAIR, distill && t->cfg.pair},
+      {"holistic", S_HOLISTIC, t->adv != NULL},
+  };
+  for (size_t i = 0; i < sizeof terms / sizeof terms[0]; i++)
+    if (terms[i].on && !isfinite(s[terms[i].slot]))
+      return skd_error(SKD_EINVAL, "the %s loss is %g at step %ld: training stopped (the last saved checkpoint is "
+                       "untouched)", terms[i].name, (double)s[terms[i].slot], t->step + 1);
+  return SKD_OK;
+}
+
+skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
+  const skd_train_config *c = &t->cfg;
+  double t0 = now_seconds();
+  memset(r, 0, sizeof *r);
+  const skd_batch *b = NULL;
+  skd_status st = skd_loader_next(t->loader, &b);
+  if (st != SKD_OK) return st;
+  skd_arena_reset(t->arena);
+  skd_tensor image, labels, small = {0}, dq, ddsn, df = {0};
+  st = skd_arena_tensor(t->arena, &image, b->n, 3, b->h, b->w);
+  if (st == SKD_OK) st = skd_tensor_upload(t->ctx, &image, b->image);
+  if (st == SKD_OK) st = upload_labels(t, b, &labels, &small);
+  if (st != SKD_OK) return st;
+
+  /* 1. teacher (eval mode), 2. student (train mode) */
+  skd_pspnet_outputs to, so;
+  int distill = t->teacher != NULL;
+  if (distill) st = skd_pspnet_forward(t->teacher, t->arena, &image, 0, 0, &to);
+  if (st == SKD_OK)
+    st = skd_pspnet_forward(t->student, t->arena, &image, SKD_PSPNET_TRAIN | SKD_PSPNET_KEEP,
+                            step_seed(c->seed, t->step, 1), &so);
+
+  /* 3. every term and its gradient with respect to the student's outputs */
+  if (st == SKD_OK) st = zeros_like(t, &so.q, &dq);
+  if (st == SKD_OK) st = zeros_like(t, &so.q_dsn, &ddsn);
+  if (st == SKD_OK) st = task_term(t, &so.q, &labels, 1.0f, S_CE, S_CE_COUNT, &dq);
+  if (st == SKD_OK) st = task_term(t, &so.q_dsn, &labels, c->dsn_weight, S_DSN, S_DSN_COUNT, &ddsn);
+  if (st == SKD_OK && distill && c->pixel) {
+    skd_pixel_loss_config pc;
+    skd_pixel_loss_config_default(&pc);
+    pc.tau = c->tau;
+    pc.norm = c->pixel_norm_mean ? SKD_PIXEL_NORM_MEAN : SKD_PIXEL_NORM_REFERENCE;
+    pc.mask_ignore = c->pixel_mask_ignore;
+    pc.ignore_label = t->map.ignore;
+    skd_tensor loss = trainer_scalar(t, S_PIXEL);
+    st = skd_pixel_loss(t->ctx, &pc, &so.q, &to.q, pc.mask_ignore ? &small : NULL, c->lambda_pi, &dq, &loss, NULL);
+  }
+  if (st == SKD_OK && distill && c->pair) {
+    skd_pair_loss_config ac;
+    skd_pair_loss_config_default(&ac);
+    ac.node_size = c->pair_node_size;
+    ac.pool_scale = c->pair_pool_scale;
+    ac.pool = c->pair_avg_pool ? SKD_PAIR_POOL_AVG : SKD_PAIR_POOL_MAX;
+    ac.window_radius = c->pair_window;
+    ac.norm = c->pair_detached_norm ? SKD_PAIR_NORM_DETACHED : SKD_PAIR_NORM_EXACT;
+    skd_tensor loss = trainer_scalar(t, S_PAIR);
+    st = zeros_like(t, &so.f, &df);
+    if (st == SKD_OK) st = skd_pair_loss(t->ctx, &ac, &so.f, &to.f, c->lambda_pa, &df, &loss);
+  }
+  if (st == SKD_OK && t->adv) st = adversary_generator_term(t, &image, &so.q, &dq);
+
+  /* The terms reach the host before any update, so a NaN leaves the
+   * parameters untouched. */
+  float s[S_COUNT];
+  if (st == SKD_OK) st = skd_tensor_download(t->ctx, &t->scalars, s);
+  if (st == SKD_OK) st = check_finite(t, s, distill);
+  if (st != SKD_OK) return st;
+
+  double lr = skd_poly_lr(c->lr, t->step, c->steps, c->poly_power);
+  t->opt.lr = lr;
+  st = skd_nn_params_zero_grad(&t->student->params);
+  if (st == SKD_OK) st = skd_pspnet_backward(t->student, &dq, &ddsn, df.mem ? &df : NULL);
+  if (st == SKD_OK)
+    st = skd_optim_step(t->ctx, &t->opt, t->student->params.trainable, t->student->params.ntrainable);
+
+  /* 4. the discriminator */
+  if (st == SKD_OK && t->adv) {
+    st = adversary_step(t, &image, &so.q, &to.q);
+    if (st == SKD_OK) st = skd_tensor_download(t->ctx, &t->scalars, s);
+    if (st == SKD_OK && !isfinite(s[S_D_LOSS]))
+      st = skd_error(SKD_EINVAL, "the discriminator's loss is %g at step %ld: training stopped (the last saved "
+                     "checkpoint is untouched)", (double)s[S_D_LOSS], t->step + 1);
+  }
+  if (st != SKD_OK) return st;
+
+  t->step++;
+  r->step = t->step;
+  r->lr = lr;
+  r->task = s[S_CE] + c->dsn_weight * s[S_DSN];
+  r->pixel = distill && c->pixel ? s[S_PIXEL] : 0.0;
+  r->pair = distill && c->pair ? s[S_PAIR] : 0.0;
+  r->holistic = t->adv ? s[S_HOLISTIC] : 0.0;
+  r->loss = r->task + c->lambda_pi * r->pixel + c->lambda_pa * r->pair + c->lambda_d * r->holistic;
+  if (t->adv) {
+    r->d_loss = s[S_D_LOSS];
+    r->d_real = s[S_D_REAL];
+    r->d_fake = s[S_D_FAKE];
+    r->d_penalty = s[S_D_PENALTY];
+  }
+  r->seconds = now_seconds() - t0;
+  return SKD_OK;
+}
+
+skd_status skd_trainer_validate(skd_trainer *t, skd_metrics *m) {
+  if (!t->val_set) return skd_error(SKD_EINVAL, "validation needs --val-list");
+  skd_eval_options opt;
+  skd_eval_options_default(&opt);
+  if (t->cfg.imagenet_norm) skd_normalize_imagenet(&opt.normalize);
+  skd_confusion conf;
+  skd_status st = skd_confusion_init(&conf, t->cfg.classes);
+  if (st == SKD_OK) st = skd_evaluate(t->student, t->arena, t->val_set, &opt, &conf, NULL, NULL);
+  if (st == SKD_OK) st = skd_metrics_compute(&conf, m);
+  skd_confusion_free(&conf);
+  return st;
+}

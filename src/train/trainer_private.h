@@ -1,0 +1,58 @@
+/* The trainer's state, shared by trainer.c, checkpoint.c and adversary.c. */
+#ifndef SKD_TRAINER_PRIVATE_H
+#define SKD_TRAINER_PRIVATE_H
+
+#include "skd/data.h"
+#include "skd/evaluate.h"
+#include "skd/loss.h"
+#include "skd/nn/pspnet.h"
+#include "skd/optim.h"
+#include "skd/train.h"
+
+/* Slots of the device tensor that collects every scalar of a step, so one
+ * read brings them all to the host. */
+enum scalar_slot {
+  S_CE, S_CE_COUNT, S_DSN, S_DSN_COUNT, S_PIXEL, S_PAIR, S_HOLISTIC,
+  S_D_LOSS, S_D_REAL, S_D_FAKE, S_D_PENALTY, S_COUNT
+};
+
+struct adversary; /* adversary.c: the discriminator and its optimiser */
+
+struct skd_trainer {
+  skd_context *ctx;
+  skd_train_config cfg;
+  skd_label_map map;
+  skd_dataset *train_set, *val_set;
+  skd_loader *loader;
+  skd_pspnet *student, *teacher;
+  skd_optim opt;
+  skd_arena *arena;
+  skd_tensor scalars;   /* S_COUNT floats, own buffer */
+  float *label_host;    /* (batch, 1, crop, crop) */
+  float *label_small;   /* (batch, 1, H', W') for the pixel-loss mask */
+  int logit_h, logit_w;
+  long step;
+  double best_miou;
+  struct adversary *adv;
+};
+
+skd_tensor trainer_scalar(const struct skd_trainer *t, enum scalar_slot s);
+
+/* checkpoint.c */
+/* Optimiser state of a registry under prefix ("optim.student."). */
+skd_status checkpoint_write_optim(skd_safetensors_writer *w, skd_nn_params *r, const char *prefix);
+skd_status checkpoint_read_optim(skd_safetensors *f, skd_nn_params *r, const char *prefix);
+
+/* adversary.c */
+skd_status adversary_create(struct skd_trainer *t);
+void adversary_free(struct adversary *a);
+/* L_ho = -mean D(Q_S) into S_HOLISTIC; dq += lambda_d * dL_ho/dQ_S. */
+skd_status adversary_generator_term(struct skd_trainer *t, const skd_tensor *image, const skd_tensor *q_student,
+                                    const skd_tensor *dq);
+/* One D step on the detached logits; terms into S_D_*. */
+skd_status adversary_step(struct skd_trainer *t, const skd_tensor *image, const skd_tensor *q_student,
+                          const skd_tensor *q_teacher);
+skd_status adversary_write(struct adversary *a, skd_safetensors_writer *w);
+skd_status adversary_read(struct adversary *a, skd_safetensors *f);
+
+#endif

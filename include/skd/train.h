@@ -13,6 +13,7 @@
 #define SKD_TRAIN_H
 
 #include "skd/eval.h"
+#include "skd/nn/pspnet.h"
 #include "skd/train_config.h"
 
 typedef struct skd_trainer skd_trainer;
@@ -60,5 +61,19 @@ skd_status skd_trainer_save(skd_trainer *t, const char *path);
  * reference checkpoint has none). step and best: what the run had reached. */
 skd_status skd_checkpoint_read_config(const char *path, skd_train_config *cfg, int *found, long *step,
                                       double *best);
+
+/* Opens a checkpoint (skd-cl's own, or a converted reference one) as a frozen
+ * network: no gradient buffers, to be run in eval mode (forward flags 0). The
+ * network is the one the checkpoint's run configuration names or, when it has
+ * none, *fallback (arch and width). classes: the count the caller wants, or 0
+ * for the checkpoint's (the size of its classifier, head.bias); a checkpoint
+ * for another count is SKD_EINVAL naming the file and both counts. Trainer
+ * state in the file (optimiser, discriminator) is skipped. stored (may be
+ * NULL) receives the run configuration (fields it lacks keep their values);
+ * found (may be NULL) says whether there was one. Used by the trainer for the
+ * teacher and by skd-cl eval / predict. */
+skd_status skd_pspnet_open_checkpoint(skd_pspnet **out, skd_context *ctx, const char *path,
+                                      const skd_net_config *fallback, int classes, skd_train_config *stored,
+                                      int *found);
 
 #endif

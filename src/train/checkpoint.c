@@ -2,7 +2,9 @@
  * and buffers under their reference names (so it loads as a network, e.g. as
  * a teacher), the optimiser state under "optim.student.", the discriminator
  * under "disc." and "optim.disc.", and in the metadata the run's config
- * (JSON), the step and the best validation mIoU. */
+ * (JSON), the step and the best validation mIoU. Also the one way to open a
+ * checkpoint as a frozen network (the trainer's teacher, skd-cl eval and
+ * predict). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +14,13 @@
 
 #define FORMAT_NAME "skd-cl training checkpoint"
 
-skd_status skd_checkpoint_read_config(const char *path, skd_train_config *cfg, int *found, long *step, double *best) {
+/* The run configuration, step and best mIoU in an open checkpoint's metadata. */
+static skd_status read_config(skd_safetensors *f, const char *path, skd_train_config *cfg, int *found, long *step,
+                              double *best) {
   *found = 0;
   *step = 0;
   *best = NAN;
-  skd_safetensors *f = NULL;
-  skd_status st = skd_safetensors_open(&f, path);
-  if (st != SKD_OK) return st;
+  skd_status st = SKD_OK;
   const char *json = skd_safetensors_metadata(f, "config");
   const char *step_text = skd_safetensors_metadata(f, "step");
   const char *best_text = skd_safetensors_metadata(f, "best_miou");
@@ -34,8 +36,81 @@ skd_status skd_checkpoint_read_config(const char *path, skd_train_config *cfg, i
     else *step = v;
   }
   if (st == SKD_OK && best_text) *best = strtod(best_text, NULL);
+  return st;
+}
+
+skd_status skd_checkpoint_read_config(const char *path, skd_train_config *cfg, int *found, long *step, double *best) {
+  *found = 0;
+  *step = 0;
+  *best = NAN;
+  skd_safetensors *f = NULL;
+  skd_status st = skd_safetensors_open(&f, path);
+  if (st != SKD_OK) return st;
+  st = read_config(f, path, cfg, found, step, best);
   skd_safetensors_close(f);
   return st;
+}
+
+/* The class count of a checkpoint's network: its classifier's size
+ * (head.bias), else the stored configuration's; 0 when neither says. */
+static int checkpoint_classes(const skd_safetensors *f, const skd_train_config *cfg, int found) {
+  int k = skd_safetensors_find(f, "head.bias");
+  if (k >= 0) {
+    const skd_safetensors_entry *e = skd_safetensors_entry_at(f, k);
+    if (e->ndim == 1 && e->shape[0] >= 1 && e->shape[0] <= 1000000) return (int)e->shape[0];
+  }
+  return found ? cfg->classes : 0;
+}
+
+skd_status skd_pspnet_open_checkpoint(skd_pspnet **out, skd_context *ctx, const char *path,
+                                      const skd_net_config *fallback, int classes, skd_train_config *stored,
+                                      int *found) {
+  *out = NULL;
+  skd_train_config local;
+  skd_train_config *cfg = stored ? stored : &local;
+  if (!stored) skd_train_config_default(&local);
+  int have = 0;
+  long step;
+  double best;
+  skd_safetensors *f = NULL;
+  skd_pspnet *net = NULL;
+  skd_status st = skd_safetensors_open(&f, path);
+  if (st == SKD_OK) st = read_config(f, path, cfg, &have, &step, &best);
+  if (found) *found = have;
+  if (st != SKD_OK) goto done;
+  const skd_net_config *arch = have ? &cfg->student : fallback;
+  int file_classes = checkpoint_classes(f, cfg, have);
+  if (classes == 0) classes = file_classes;
+  if (classes < 1) {
+    st = skd_error(SKD_EFORMAT, "%s: cannot tell the class count (no head.bias tensor and no run configuration)",
+                   path);
+    goto done;
+  }
+  if (file_classes && classes != file_classes) {
+    st = skd_error(SKD_EINVAL, "%s holds a network for %d classes, not %d", path, file_classes, classes);
+    goto done;
+  }
+  skd_pspnet_config pc;
+  st = trainer_network_config(arch, classes, 0, 1, &pc);
+  if (st == SKD_OK) st = skd_pspnet_create(&net, ctx, &pc);
+  if (st == SKD_OK) st = skd_nn_params_read(&net->params, f, NULL, SKD_NN_LOAD_NETWORK_ONLY);
+  if (st != SKD_OK && st != SKD_ENOMEM && st != SKD_ECL) {
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", skd_error_last());
+    if (have)
+      st = skd_error(st, "%s: %s", path, msg);
+    else
+      st = skd_error(st, "%s: %s (the file records no run configuration, so the network was taken to be %s, width "
+                     "%g)", path, msg, arch->arch, (double)arch->width);
+  }
+done:
+  skd_safetensors_close(f);
+  if (st != SKD_OK) {
+    skd_pspnet_free(net);
+    return st;
+  }
+  *out = net;
+  return SKD_OK;
 }
 
 /* The momentum buffers of every trainable tensor that has one, with its

@@ -57,8 +57,8 @@ static skd_status open_data(skd_trainer *t) {
   return skd_loader_create(&t->loader, t->train_set, &lc, c->seed);
 }
 
-static skd_status network_config(const skd_net_config *net, int classes, int with_grad, uint64_t seed,
-                                 skd_pspnet_config *out) {
+skd_status trainer_network_config(const skd_net_config *net, int classes, int with_grad, uint64_t seed,
+                                  skd_pspnet_config *out) {
   int depth = skd_arch_depth(net->arch);
   if (!depth) return skd_error(SKD_EINVAL, "unknown network '%s'", net->arch);
   skd_pspnet_config_default(out, depth, classes);
@@ -73,25 +73,20 @@ static skd_status network_config(const skd_net_config *net, int classes, int wit
 static skd_status open_teacher(skd_trainer *t) {
   skd_train_config stored = t->cfg;
   int found = 0;
-  long step;
-  double best;
-  skd_status st = skd_checkpoint_read_config(t->cfg.teacher_path, &stored, &found, &step, &best);
-  if (st != SKD_OK) return st;
-  const skd_net_config *net = found ? &stored.student : &t->cfg.teacher;
-  if (found && stored.classes != t->cfg.classes && stored.classes != 0)
-    return skd_error(SKD_EINVAL, "teacher %s was trained for %d classes, this run has %d", t->cfg.teacher_path,
-                     stored.classes, t->cfg.classes);
-  skd_pspnet_config pc;
-  st = network_config(net, t->cfg.classes, 0, 1, &pc);
-  if (st == SKD_OK) st = skd_pspnet_create(&t->teacher, t->ctx, &pc);
-  if (st == SKD_OK) st = skd_nn_params_load(&t->teacher->params, t->cfg.teacher_path, SKD_NN_LOAD_NETWORK_ONLY);
-  if (st == SKD_OK) t->cfg.teacher = *net;
-  return st;
+  skd_status st = skd_pspnet_open_checkpoint(&t->teacher, t->ctx, t->cfg.teacher_path, &t->cfg.teacher,
+                                             t->cfg.classes, &stored, &found);
+  if (st != SKD_OK) {
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", skd_error_last());
+    return skd_error(st, "teacher: %s", msg);
+  }
+  if (found) t->cfg.teacher = stored.student;
+  return SKD_OK;
 }
 
 static skd_status open_student(skd_trainer *t, const char *resume_path) {
   skd_pspnet_config pc;
-  skd_status st = network_config(&t->cfg.student, t->cfg.classes, 1, t->cfg.seed, &pc);
+  skd_status st = trainer_network_config(&t->cfg.student, t->cfg.classes, 1, t->cfg.seed, &pc);
   if (st == SKD_OK) st = skd_pspnet_create(&t->student, t->ctx, &pc);
   if (st != SKD_OK || !resume_path) return st;
   skd_safetensors *f = NULL;

@@ -38,6 +38,10 @@ struct skd_trainer {
 
 skd_tensor trainer_scalar(const struct skd_trainer *t, enum scalar_slot s);
 
+/* trainer.c: the PSPNet config of a network for `classes` classes. */
+skd_status trainer_network_config(const skd_net_config *net, int classes, int with_grad, uint64_t seed,
+                                  skd_pspnet_config *out);
+
 /* checkpoint.c */
 /* Optimiser state of a registry under prefix ("optim.student."). */
 skd_status checkpoint_write_optim(skd_safetensors_writer *w, skd_nn_params *r, const char *prefix);

@@ -79,6 +79,11 @@ typedef struct skd_sample {
 skd_status skd_dataset_read(const skd_dataset *d, int i, skd_sample *out);
 void skd_sample_free(skd_sample *s);
 
+/* One image without a label (prediction): any PNG/JPEG stb_image reads, as
+ * RGB bytes (h, w, 3) in *rgb (free() it). Errors (SKD_EIO: cannot open,
+ * SKD_EFORMAT: cannot decode) name the file. */
+skd_status skd_image_read(const char *path, uint8_t **rgb, int *h, int *w);
+
 /* ---- Normalisation and augmentation -------------------------------------- */
 
 /* out[c] = (pixel[c'] - mean[c]) / std[c], with c' = c (RGB) or 2 - c (BGR);
@@ -117,7 +122,8 @@ skd_status skd_augment_sample(const skd_sample *s, const skd_augment *a, int ign
                               uint64_t draw, float *image, uint8_t *label);
 
 /* Evaluation: the whole image, normalised, no augmentation.
- * image: (3, h, w) planar; label: (h, w), copied. */
+ * image: (3, h, w) planar; label: (h, w), copied (NULL: not wanted, and
+ * s->label may then be NULL too). */
 void skd_normalize_sample(const skd_sample *s, const skd_normalize *n, float *image, uint8_t *label);
 
 /* ---- Batches and the loader ---------------------------------------------- */

@@ -44,7 +44,7 @@ void skd_normalize_sample(const skd_sample *s, const skd_normalize *n, float *im
     float *o = image + (size_t)c * plane;
     for (size_t p = 0; p < plane; p++) o[p] = ((float)s->rgb[3 * p + (size_t)src] - mean) * inv;
   }
-  memcpy(label, s->label, plane);
+  if (label) memcpy(label, s->label, plane);
 }
 
 /* Resampling of one axis from n source pixels to m: bilinear taps (i0, i1,

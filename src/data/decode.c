@@ -1,6 +1,7 @@
-/* Decoding one sample with stb_image: RGB image, 8-bit label PNG mapped
- * through the dataset's label map and validated. Every error names the list
- * line and the file; label errors also the pixel and the value. */
+/* Decoding with stb_image: one sample (RGB image, 8-bit label PNG mapped
+ * through the dataset's label map and validated), or one image alone
+ * (prediction). Every error names the file; sample errors also the list line,
+ * label errors the pixel and the value. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,25 @@ static skd_status map_labels(const skd_dataset *d, int i, uint8_t *lab, int w, i
                      skd_dataset_label_path(d, i), v, mapped, (int)(p % (size_t)w), (int)(p / (size_t)w),
                      m->classes, m->ignore);
   }
+  return SKD_OK;
+}
+
+skd_status skd_image_read(const char *path, uint8_t **rgb, int *h, int *w) {
+  *rgb = NULL;
+  *h = *w = 0;
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    int e = errno;
+    return skd_error(SKD_EIO, "cannot open image '%s': %s", path, strerror(e));
+  }
+  int comp = 0;
+  uint8_t *img = stbi_load_from_file(f, w, h, &comp, 3);
+  fclose(f);
+  if (!img) {
+    *h = *w = 0;
+    return skd_error(SKD_EFORMAT, "cannot decode image '%s': %s", path, stbi_failure_reason());
+  }
+  *rgb = img; /* stb_image allocates with malloc (STBI_MALLOC's default) */
   return SKD_OK;
 }
 

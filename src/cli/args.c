@@ -100,10 +100,21 @@ static int set_value(const char *command, const cli_arg *a, const char *text) {
   return 0;
 }
 
-int cli_parse(const char *command, const char *usage, const cli_arg *args, int nargs, int argc, char **argv) {
+int cli_parse_operands(const char *command, const char *usage, const cli_arg *args, int nargs, int argc,
+                       char **argv, char **operands, int *noperands) {
   char seen[256] = {0};
+  int options_done = 0;
+  if (noperands) *noperands = 0;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
+    if (!options_done && operands && strcmp(arg, "--") == 0) {
+      options_done = 1;
+      continue;
+    }
+    if (options_done || (operands && strncmp(arg, "--", 2) != 0 && strcmp(arg, "-h") != 0)) {
+      operands[(*noperands)++] = argv[i];
+      continue;
+    }
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
       cli_print_help(stdout, command, usage, args, nargs);
       return 1;
@@ -130,4 +141,16 @@ int cli_parse(const char *command, const char *usage, const cli_arg *args, int n
   for (int k = 0; k < nargs && k < (int)sizeof seen; k++)
     if (args[k].required && !seen[k]) return fail(command, "--%s is required%s", args[k].name, "");
   return 0;
+}
+
+int cli_parse(const char *command, const char *usage, const cli_arg *args, int nargs, int argc, char **argv) {
+  return cli_parse_operands(command, usage, args, nargs, argc, argv, NULL, NULL);
+}
+
+const char *cli_find_option(int argc, char **argv, const char *name) {
+  for (int i = 1; i + 1 < argc; i++) {
+    if (!strcmp(argv[i], "--")) break;
+    if (argv[i][0] == '-' && argv[i][1] == '-' && !strcmp(argv[i] + 2, name)) return argv[i + 1];
+  }
+  return NULL;
 }

@@ -29,6 +29,16 @@ typedef struct cli_arg {
  * when --help was printed, 2 after printing an error naming the option. */
 int cli_parse(const char *command, const char *usage, const cli_arg *args, int nargs, int argc, char **argv);
 
+/* The same, and arguments that are not options (and everything after "--")
+ * are collected in operands (room for argc entries) instead of refused. */
+int cli_parse_operands(const char *command, const char *usage, const cli_arg *args, int nargs, int argc,
+                       char **argv, char **operands, int *noperands);
+
+/* The value following "--name" in argv[1..], or NULL: for an option that sets
+ * the defaults of the others (a checkpoint's stored config), looked up
+ * before parsing. */
+const char *cli_find_option(int argc, char **argv, const char *name);
+
 void cli_print_help(FILE *f, const char *command, const char *usage, const cli_arg *args, int nargs);
 
 #endif

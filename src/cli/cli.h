@@ -12,6 +12,11 @@ typedef struct cli_globals {
 int cmd_list_devices(const cli_globals *g, int argc, char **argv);
 int cmd_make_dataset(const cli_globals *g, int argc, char **argv);
 int cmd_train(const cli_globals *g, int argc, char **argv);
+int cmd_eval(const cli_globals *g, int argc, char **argv);
+int cmd_predict(const cli_globals *g, int argc, char **argv);
+
+/* mkdir -p; 0 on failure (errno says why). */
+int cli_make_dirs(const char *dir);
 
 /* Creates the context for the chosen device; prints the error and returns
  * NULL on failure. */

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -17,26 +16,6 @@ static volatile sig_atomic_t interrupted = 0;
 static void on_sigint(int sig) {
   (void)sig;
   interrupted = 1;
-}
-
-static int make_dirs(const char *dir) {
-  char path[SKD_PATH_MAX];
-  snprintf(path, sizeof path, "%s", dir);
-  for (char *s = path + 1; *s; s++) {
-    if (*s != '/') continue;
-    *s = '\0';
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) return 0;
-    *s = '/';
-  }
-  return mkdir(path, 0755) == 0 || errno == EEXIST;
-}
-
-/* "--resume PATH" is looked up before parsing: the stored config is the base
- * the other options change. */
-static const char *find_resume(int argc, char **argv) {
-  for (int i = 1; i + 1 < argc; i++)
-    if (!strcmp(argv[i], "--resume")) return argv[i + 1];
-  return NULL;
 }
 
 static void log_step(FILE *log, const skd_step_report *r, double images_per_s) {
@@ -92,7 +71,9 @@ static int validate(skd_trainer *t, FILE *log, const char *dir, int terminal) {
 int cmd_train(const cli_globals *g, int argc, char **argv) {
   skd_train_config cfg;
   skd_train_config_default(&cfg);
-  const char *resume = find_resume(argc, argv);
+  /* --resume is looked up before parsing: the stored config is the base the
+   * other options change. */
+  const char *resume = cli_find_option(argc, argv, "resume");
   if (resume) {
     int found = 0;
     long step;
@@ -118,7 +99,7 @@ int cmd_train(const cli_globals *g, int argc, char **argv) {
   free(args);
   free(strings);
   if (rc) return rc == 1 ? 0 : rc;
-  if (!make_dirs(cfg.out_dir)) {
+  if (!cli_make_dirs(cfg.out_dir)) {
     fprintf(stderr, "skd-cl train: cannot create --out directory '%s': %s\n", cfg.out_dir, strerror(errno));
     return 1;
   }

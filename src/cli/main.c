@@ -1,7 +1,9 @@
 /* skd-cl entry point: global options, then a subcommand. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 
@@ -15,6 +17,8 @@ static const struct command commands[] = {
     {"list-devices", cmd_list_devices, "list every OpenCL device of every platform (--json)"},
     {"make-dataset", cmd_make_dataset, "write the synthetic demo segmentation set (--out DIR)"},
     {"train", cmd_train, "train a network, or distil a student from a teacher (--teacher)"},
+    {"eval", cmd_eval, "a checkpoint's per-class IoU, mIoU and accuracies on a labelled list (--json)"},
+    {"predict", cmd_predict, "colour PNGs of a checkpoint's predictions (or overlays) for images"},
 };
 
 static void usage(FILE *f) {
@@ -34,6 +38,21 @@ static int parse_index(const char *text, int *out) {
   if (!*text || *end || v < 0 || v > 1000000) return 0;
   *out = (int)v;
   return 1;
+}
+
+int cli_make_dirs(const char *dir) {
+  char path[SKD_PATH_MAX];
+  if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
+    errno = ENAMETOOLONG;
+    return 0;
+  }
+  for (char *s = path + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = '\0';
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) return 0;
+    *s = '/';
+  }
+  return mkdir(path, 0755) == 0 || errno == EEXIST;
 }
 
 skd_context *cli_open_context(const cli_globals *g) {

@@ -1,0 +1,198 @@
+#!/bin/sh
+# End-to-end test of skd-cl eval, predict and train's input checks, on a tiny
+# demo set: train 3 steps, evaluate (whole images; sliding windows + flip;
+# JSON), predict (list, single image, overlay, another image size), and the
+# error cases, each of which must exit non-zero with a message naming the
+# file or option and leave no output file behind.
+# usage: test_cli.sh path/to/skd-cl   (exit 77: no OpenCL device, skipped)
+set -u
+SKD=${1:?usage: test_cli.sh path/to/skd-cl}
+case $SKD in /*) ;; *) SKD=$(pwd)/$SKD ;; esac
+
+if ! "$SKD" list-devices --json | grep -q '"index"'; then
+  echo "no OpenCL device: skipped"
+  exit 77
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/skd_test_cli.XXXXXX") || exit 1
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 1
+FAILED=0
+START=$(date +%s)
+
+fail() {
+  echo "FAIL: $*"
+  FAILED=$((FAILED + 1))
+}
+
+# run NAME EXPECT CMD...: runs CMD with stdout in NAME.out and stderr in
+# NAME.err; EXPECT is "ok" (exit 0) or "error" (any non-zero exit).
+run() {
+  name=$1 expect=$2
+  shift 2
+  "$@" >"$name.out" 2>"$name.err"
+  rc=$?
+  if [ "$expect" = ok ] && [ $rc -ne 0 ]; then
+    fail "$name: exit $rc, expected 0"
+    sed 's/^/    /' "$name.err"
+  elif [ "$expect" = error ] && [ $rc -eq 0 ]; then
+    fail "$name: exit 0, expected an error"
+  fi
+  return 0
+}
+
+# has FILE TEXT: FILE contains TEXT (fixed string).
+has() {
+  grep -qF -- "$2" "$1" || {
+    fail "$1 does not contain '$2':"
+    sed 's/^/    /' "$1"
+  }
+}
+
+# png FILE W H: FILE is a complete PNG of W x H pixels (IHDR read with od).
+png() {
+  [ -f "$1" ] || { fail "$1 was not written"; return 0; }
+  sig=$(od -An -tx1 -N8 "$1" | tr -d ' \n')
+  [ "$sig" = 89504e470d0a1a0a ] || fail "$1 is not a PNG (signature $sig)"
+  size=$(od -An -tu1 -j16 -N8 "$1" | tr -s ' \n' ' ')
+  want=$(printf ' 0 0 %d %d 0 0 %d %d ' $(($2 / 256)) $(($2 % 256)) $(($3 / 256)) $(($3 % 256)))
+  [ "$size" = "$want" ] || fail "$1: IHDR size bytes '$size', expected '$want'"
+  tail -c 12 "$1" | grep -q IEND || fail "$1 does not end with IEND"
+}
+
+# absent PATH: nothing at PATH, and no temporary file of an atomic write in its directory.
+absent() {
+  [ -e "$1" ] && fail "$1 exists but should not"
+  dir=$(dirname "$1")
+  if [ -d "$dir" ] && ls -a "$dir" | grep -q '\.tmp'; then fail "temporary file left in $dir: $(ls -a "$dir")"; fi
+  return 0
+}
+
+# ---- a demo set and a network trained for 3 steps ----
+run make ok "$SKD" make-dataset --out demo --size 64 --train 4 --val 2
+run make72 ok "$SKD" make-dataset --out demo72 --size 72 --train 1 --val 1 --seed 2
+run train ok "$SKD" train --train-list demo/train.txt --val-list demo/val.txt --preset demo --arch resnet18 \
+  --width 0.0625 --crop 64 --batch 2 --steps 3 --out run
+CKPT=run/last.safetensors
+[ -f "$CKPT" ] || { fail "training wrote no $CKPT"; exit 1; }
+
+# ---- eval ----
+run eval ok "$SKD" eval --checkpoint $CKPT --list demo/val.txt
+has eval.out "on 2 images of demo/val.txt, whole images"
+has eval.out "resnet18 x0.0625, 8 classes"
+for name in sky water grass sand tree house balloon buoy; do has eval.out "$name"; done
+has eval.out "mean IoU"
+has eval.out "reference mean over all"
+has eval.out "pixel accuracy"
+has eval.out "mean class accuracy"
+# The same network, data and whole images as the trainer's validation: the same mIoU.
+val=$(sed -n 's/.*validation mIoU \([0-9.]*\)%.*/\1/p' train.err | tail -n 1)
+ev=$(sed -n 's/^mean IoU \([0-9.]*\) %.*/\1/p' eval.out)
+[ -n "$val" ] && [ "$val" = "$ev" ] || fail "eval mIoU '$ev' differs from the trainer's validation mIoU '$val'"
+
+run eval_window ok "$SKD" eval --checkpoint $CKPT --list demo/val.txt --crop 48 --flip
+has eval_window.out "sliding windows of 48x48 + flip"
+has eval_window.out "mean IoU"
+
+run eval_json ok "$SKD" eval --checkpoint $CKPT --list demo/val.txt --crop 48 --flip --json
+[ "$(head -c 1 eval_json.out)" = "{" ] || fail "eval --json does not start with '{'"
+[ "$(tail -n 1 eval_json.out)" = "}" ] || fail "eval --json does not end with '}'"
+for key in '"mean_iou":' '"mean_iou_reference":' '"pixel_accuracy":' '"mean_accuracy":' '"per_class":' \
+  '"classes":	8' '"images":	2' '"crop":	48' '"flip":	true' '"preset":	"demo"' '"name":	"buoy"'; do
+  has eval_json.out "$key"
+done
+[ "$(grep -c '"iou":' eval_json.out)" -eq 8 ] || fail "eval --json: expected 8 per-class IoUs"
+[ -s eval_json.err ] && fail "eval --json wrote to stderr: $(cat eval_json.err)"
+
+# ---- predict ----
+run predict_list ok "$SKD" predict --checkpoint $CKPT --out pred --list demo/val.txt
+has predict_list.out "wrote 2 predictions to pred"
+png pred/val_0000.png 64 64
+png pred/val_0001.png 64 64
+
+run predict_one ok "$SKD" predict --checkpoint $CKPT --out pred_overlay --overlay --alpha 0.4 --crop 48 --flip \
+  demo/images/train_0001.png
+png pred_overlay/train_0001.png 64 64
+cmp -s pred_overlay/train_0001.png demo/images/train_0001.png && fail "the overlay is the image itself"
+
+# Another image size: whole, and windows that do not tile it evenly.
+run predict_72 ok "$SKD" predict --checkpoint $CKPT --out pred72 demo72/images/val_0000.png
+png pred72/val_0000.png 72 72
+run predict_72w ok "$SKD" predict --checkpoint $CKPT --out pred72w --crop 48 demo72/images/val_0000.png
+png pred72w/val_0000.png 72 72
+
+# ---- a checkpoint without a run configuration (as a converted reference one) ----
+# Renaming the metadata key keeps the header's length: no other byte changes.
+LC_ALL=C sed 's/"config":/"cOnfig":/' $CKPT >ref.safetensors
+run eval_ref ok "$SKD" eval --checkpoint ref.safetensors --list demo/val.txt --preset demo --width 0.0625
+ev_ref=$(sed -n 's/^mean IoU \([0-9.]*\) %.*/\1/p' eval_ref.out)
+[ "$ev_ref" = "$ev" ] || fail "the checkpoint without config gives mIoU '$ev_ref', with config '$ev'"
+run eval_ref_width error "$SKD" eval --checkpoint ref.safetensors --list demo/val.txt --preset demo
+has eval_ref_width.err "ref.safetensors"
+has eval_ref_width.err "--width"
+
+# ---- errors ----
+run e_missing error "$SKD" eval --checkpoint missing.safetensors --list demo/val.txt
+has e_missing.err "missing.safetensors"
+run e_classes error "$SKD" eval --checkpoint $CKPT --list demo/val.txt --classes 5
+has e_classes.err "$CKPT holds a network for 8 classes, not 5"
+run e_classes_p error "$SKD" predict --checkpoint $CKPT --out e_classes_p --classes 5 demo/images/val_0000.png
+has e_classes_p.err "$CKPT"
+absent e_classes_p/val_0000.png
+run e_arch error "$SKD" eval --checkpoint $CKPT --list demo/val.txt --arch resnet50
+has e_arch.err "--arch"
+run e_option error "$SKD" eval --checkpoint $CKPT --list demo/val.txt --no-such-option
+has e_option.err "--no-such-option"
+run e_option_p error "$SKD" predict --checkpoint $CKPT --out e_option_p --bogus 3 demo/images/val_0000.png
+has e_option_p.err "--bogus"
+absent e_option_p/val_0000.png
+run e_list error "$SKD" eval --checkpoint $CKPT --list no_such_list.txt
+has e_list.err "no_such_list.txt"
+run e_noinput error "$SKD" predict --checkpoint $CKPT --out e_noinput
+has e_noinput.err "--list"
+
+run e_image error "$SKD" predict --checkpoint $CKPT --out e_image demo/images/val_0000.png no_such_image.png
+has e_image.err "no_such_image.png"
+absent e_image/val_0000.png # checked before anything is written
+absent e_image/no_such_image.png
+echo "not an image" >corrupt.png
+run e_corrupt error "$SKD" predict --checkpoint $CKPT --out e_corrupt demo/images/val_0000.png corrupt.png
+has e_corrupt.err "corrupt.png"
+png e_corrupt/val_0000.png 64 64
+absent e_corrupt/corrupt.png
+{ head -n 1 demo/val.txt; echo "images/gone.png labels/val_0000.png"; } >demo/bad_val.txt
+run e_list_image error "$SKD" predict --checkpoint $CKPT --out e_list_image --list demo/bad_val.txt
+has e_list_image.err "demo/bad_val.txt:2:"
+has e_list_image.err "gone.png"
+absent e_list_image/val_0000.png
+mkdir -p other && cp demo/images/val_0000.png other/val_0000.png
+run e_same error "$SKD" predict --checkpoint $CKPT --out e_same demo/images/val_0000.png other/val_0000.png
+has e_same.err "would both be written to val_0000.png"
+
+# ---- train refuses bad input ----
+{ head -n 2 demo/train.txt; echo "images/gone.png labels/train_0000.png"; } >demo/bad_train.txt
+run t_list error "$SKD" train --train-list demo/bad_train.txt --preset demo --width 0.0625 --crop 64 --batch 2 \
+  --steps 1 --out t_list
+has t_list.err "demo/bad_train.txt:3:"
+has t_list.err "gone.png"
+absent t_list/last.safetensors
+run t_batch error "$SKD" train --train-list demo/train.txt --preset demo --batch 1 --out t_batch
+has t_batch.err "--batch"
+run t_arch error "$SKD" train --train-list demo/train.txt --preset demo --arch resnet7 --out t_arch
+has t_arch.err "resnet7"
+absent t_arch/last.safetensors
+
+# ---- the trainer's teacher goes through the same checkpoint opening ----
+DISTIL="--train-list demo/train.txt --width 0.0625 --crop 64 --batch 2 --steps 1 --no-holistic"
+run t_teacher ok "$SKD" train $DISTIL --preset demo --teacher $CKPT --out t_teacher
+run t_teacher_ref ok "$SKD" train $DISTIL --preset demo --teacher ref.safetensors --teacher-arch resnet18 \
+  --teacher-width 0.0625 --out t_teacher_ref
+loss=$(sed -n 's/.*"loss": \([^,]*\),.*/\1/p' t_teacher/log.jsonl)
+loss_ref=$(sed -n 's/.*"loss": \([^,]*\),.*/\1/p' t_teacher_ref/log.jsonl)
+[ -n "$loss" ] && [ "$loss" = "$loss_ref" ] || fail "distillation loss '$loss' (teacher with config) vs '$loss_ref'"
+run t_teacher_classes error "$SKD" train $DISTIL --preset generic --classes 9 --teacher ref.safetensors \
+  --teacher-arch resnet18 --teacher-width 0.0625 --out t_teacher_classes
+has t_teacher_classes.err "teacher: ref.safetensors holds a network for 8 classes, not 9"
+
+echo "test_cli: $FAILED failure(s), $(($(date +%s) - START)) s"
+[ $FAILED -eq 0 ]

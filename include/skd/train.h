@@ -6,6 +6,8 @@
  *   2. student forward in train mode
  *   3. every loss term, the student's backward and its SGD step (poly lr)
  *   4. with holistic on: one discriminator step on the detached logits
+ * (D's gradients are computed before the student's update, which does not
+ * change them, so that every term is checked before anything is updated.)
  * All randomness (data order, augmentation, dropout, the penalty's mixing
  * weights) is a function of (seed, step), so a resumed run continues exactly
  * where it stopped. */
@@ -42,9 +44,15 @@ const skd_train_config *skd_trainer_config(const skd_trainer *t);
 long skd_trainer_step_count(const skd_trainer *t);
 /* The best validation mIoU so far (NaN before the first validation). */
 double skd_trainer_best_miou(const skd_trainer *t);
+/* Device buffers created so far for the steps' activations and scratch (the
+ * trainer's arena and the networks' pools): constant once a step has run. */
+unsigned long skd_trainer_buffer_creations(const skd_trainer *t);
 
-/* One step. A NaN or Inf in any term is SKD_EINVAL naming the term and the
- * step; the parameters are then left as they were before the update. */
+/* One step. A NaN or Inf in any term (D's loss included) is SKD_EINVAL
+ * naming the term and the step; the student's and D's parameters and
+ * momentum are then left as they were before the step (what the forwards
+ * advance is not: BN running statistics, D's spectral-norm vectors, the
+ * loader's batch). */
 skd_status skd_trainer_step(skd_trainer *t, skd_step_report *report);
 
 /* Student on the validation list (whole images); m is filled. */

@@ -65,8 +65,8 @@ skd_status adversary_generator_term(struct skd_trainer *t, const skd_tensor *ima
   return skd_holistic_g_loss(t->ctx, &t->adv->hc, t->adv->d, t->arena, q_student, conditioning(t, image), dq, &loss);
 }
 
-skd_status adversary_step(struct skd_trainer *t, const skd_tensor *image, const skd_tensor *q_student,
-                          const skd_tensor *q_teacher) {
+skd_status adversary_gradients(struct skd_trainer *t, const skd_tensor *image, const skd_tensor *q_student,
+                               const skd_tensor *q_teacher) {
   struct adversary *a = t->adv;
   int n = q_student->n;
   /* The D step's four terms land in the trainer's scalar slots S_D_LOSS..S_D_PENALTY. */
@@ -76,9 +76,13 @@ skd_status adversary_step(struct skd_trainer *t, const skd_tensor *image, const 
   skd_status st = skd_tensor_upload(t->ctx, &mix, a->mix_host);
   if (st == SKD_OK)
     st = skd_holistic_d_step(t->ctx, &a->hc, a->d, t->arena, q_student, q_teacher, conditioning(t, image), &mix, &terms);
-  a->opt.lr = skd_poly_lr(t->cfg.d_lr, t->step, t->cfg.steps, t->cfg.poly_power);
-  if (st == SKD_OK) st = skd_optim_step(t->ctx, &a->opt, a->trainable, a->ntrainable);
   return st;
+}
+
+skd_status adversary_update(struct skd_trainer *t) {
+  struct adversary *a = t->adv;
+  a->opt.lr = skd_poly_lr(t->cfg.d_lr, t->step, t->cfg.steps, t->cfg.poly_power);
+  return skd_optim_step(t->ctx, &a->opt, a->trainable, a->ntrainable);
 }
 
 /* Vectors are stored 1-D, as PyTorch keeps them. */

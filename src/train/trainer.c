@@ -32,6 +32,11 @@ const skd_train_config *skd_trainer_config(const skd_trainer *t) { return &t->cf
 long skd_trainer_step_count(const skd_trainer *t) { return t->step; }
 double skd_trainer_best_miou(const skd_trainer *t) { return t->best_miou; }
 
+unsigned long skd_trainer_buffer_creations(const skd_trainer *t) {
+  return skd_arena_buffer_creations(t->arena) + t->student->pool.creations +
+         (t->teacher ? t->teacher->pool.creations : 0);
+}
+
 void skd_trainer_note_validation(skd_trainer *t, double miou) {
   if (isnan(t->best_miou) || miou > t->best_miou) t->best_miou = miou;
 }
@@ -209,6 +214,7 @@ static skd_status check_finite(const skd_trainer *t, const float *s, int distill
       {"pixel-wise", S_PIXEL, distill && t->cfg.pixel},
       {"pair-wise", S_PAIR, distill && t->cfg.pair},
       {"holistic", S_HOLISTIC, t->adv != NULL},
+      {"discriminator's", S_D_LOSS, t->adv != NULL},
   };
   for (size_t i = 0; i < sizeof terms / sizeof terms[0]; i++)
     if (terms[i].on && !isfinite(s[terms[i].slot]))
@@ -267,9 +273,12 @@ skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
     if (st == SKD_OK) st = skd_pair_loss(t->ctx, &ac, &so.f, &to.f, c->lambda_pa, &df, &loss);
   }
   if (st == SKD_OK && t->adv) st = adversary_generator_term(t, &image, &so.q, &dq);
+  /* 4. the discriminator's gradients on the detached logits (its update
+   * waits for the check below) */
+  if (st == SKD_OK && t->adv) st = adversary_gradients(t, &image, &so.q, &to.q);
 
-  /* The terms reach the host before any update, so a NaN leaves the
-   * parameters untouched. */
+  /* Every term, D's included, reaches the host before any update, so a NaN
+   * leaves the student's and D's parameters untouched. */
   float s[S_COUNT];
   if (st == SKD_OK) st = skd_tensor_download(t->ctx, &t->scalars, s);
   if (st == SKD_OK) st = check_finite(t, s, distill);
@@ -281,15 +290,7 @@ skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
   if (st == SKD_OK) st = skd_pspnet_backward(t->student, &dq, &ddsn, df.mem ? &df : NULL);
   if (st == SKD_OK)
     st = skd_optim_step(t->ctx, &t->opt, t->student->params.trainable, t->student->params.ntrainable);
-
-  /* 4. the discriminator */
-  if (st == SKD_OK && t->adv) {
-    st = adversary_step(t, &image, &so.q, &to.q);
-    if (st == SKD_OK) st = skd_tensor_download(t->ctx, &t->scalars, s);
-    if (st == SKD_OK && !isfinite(s[S_D_LOSS]))
-      st = skd_error(SKD_EINVAL, "the discriminator's loss is %g at step %ld: training stopped (the last saved "
-                     "checkpoint is untouched)", (double)s[S_D_LOSS], t->step + 1);
-  }
+  if (st == SKD_OK && t->adv) st = adversary_update(t);
   if (st != SKD_OK) return st;
 
   t->step++;

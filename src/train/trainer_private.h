@@ -53,9 +53,12 @@ void adversary_free(struct adversary *a);
 /* L_ho = -mean D(Q_S) into S_HOLISTIC; dq += lambda_d * dL_ho/dQ_S. */
 skd_status adversary_generator_term(struct skd_trainer *t, const skd_tensor *image, const skd_tensor *q_student,
                                     const skd_tensor *dq);
-/* One D step on the detached logits; terms into S_D_*. */
-skd_status adversary_step(struct skd_trainer *t, const skd_tensor *image, const skd_tensor *q_student,
-                          const skd_tensor *q_teacher);
+/* The D step on the detached logits, split so that its loss can be checked
+ * before anything is updated: gradients (D's grads; terms into S_D_*), then
+ * the SGD update. */
+skd_status adversary_gradients(struct skd_trainer *t, const skd_tensor *image, const skd_tensor *q_student,
+                               const skd_tensor *q_teacher);
+skd_status adversary_update(struct skd_trainer *t);
 skd_status adversary_write(struct adversary *a, skd_safetensors_writer *w);
 skd_status adversary_read(struct adversary *a, skd_safetensors *f);
 

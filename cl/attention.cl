@@ -2,21 +2,6 @@
  * GEMMs and the row softmax. gamma is a 1-element device tensor, read by the
  * kernels, so a step never waits for the host. */
 
-/* Sum of v over the work-group (a power of two); every work-item gets the
- * result. Must be reached by every work-item of the group. */
-float attn_group_sum(float v, __local float *scratch) {
-  const int lid = get_local_id(0);
-  scratch[lid] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = (int)get_local_size(0) / 2; s > 0; s >>= 1) {
-    if (lid < s) scratch[lid] += scratch[lid + s];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  const float r = scratch[0];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  return r;
-}
-
 /* y = gamma * out + x */
 __kernel void attn_residual_fwd(const int n, CTENSOR(gamma), CTENSOR(out), CTENSOR(x), TENSOR(y)) {
   const int i = get_global_id(0);
@@ -36,6 +21,6 @@ __kernel void attn_gamma_bwd(const int n, CTENSOR(dy), CTENSOR(out), TENSOR(dgam
   const int lid = get_local_id(0), wg = get_local_size(0);
   float acc = 0.0f;
   for (int i = lid; i < n; i += wg) acc += AT(dy)[i] * AT(out)[i];
-  const float total = attn_group_sum(acc, scratch);
+  const float total = group_sum(acc, scratch);
   if (lid == 0) AT(dgamma)[0] += total;
 }

@@ -8,21 +8,6 @@
 #define BN_ACT_RELU 1
 #define BN_ACT_LEAKY_RELU 2
 
-/* Sum of v over the work-group; every work-item gets the result. Must be
- * reached by every work-item of the group. */
-float bn_group_sum(float v, __local float *scratch) {
-  const int lid = get_local_id(0);
-  scratch[lid] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = (int)get_local_size(0) / 2; s > 0; s >>= 1) {
-    if (lid < s) scratch[lid] += scratch[lid + s];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  const float r = scratch[0];
-  barrier(CLK_LOCAL_MEM_FENCE); /* scratch is reused by the next call */
-  return r;
-}
-
 /* Element i of the channel's M = n*hw values, in NCHW. */
 int bn_index(const int i, const int ch, const int c, const int hw) {
   const int b = i / hw;
@@ -40,13 +25,13 @@ __kernel void batchnorm_stats_fwd(const int n, const int c, const int hw, const 
   __global const float *xs = AT(x);
   float acc = 0.0f;
   for (int i = lid; i < m; i += wg) acc += xs[bn_index(i, ch, c, hw)];
-  const float mean = bn_group_sum(acc, scratch) / (float)m;
+  const float mean = group_sum(acc, scratch) / (float)m;
   acc = 0.0f;
   for (int i = lid; i < m; i += wg) {
     const float d = xs[bn_index(i, ch, c, hw)] - mean;
     acc += d * d;
   }
-  const float ssd = bn_group_sum(acc, scratch);
+  const float ssd = group_sum(acc, scratch);
   if (lid == 0) {
     const float var = ssd / (float)m;
     AT(save_mean)[ch] = mean;
@@ -104,8 +89,8 @@ __kernel void batchnorm_bwd_params(const int n, const int c, const int hw, const
     sg += g;
     sgx += g * ((AT(x)[j] - mu) * is);
   }
-  sg = bn_group_sum(sg, scratch);
-  sgx = bn_group_sum(sgx, scratch);
+  sg = group_sum(sg, scratch);
+  sgx = group_sum(sgx, scratch);
   if (lid == 0) {
     AT(sums)[ch] = sg;
     AT(sums)[c + ch] = sgx;

@@ -6,19 +6,6 @@
 #define ADV_WGAN_GP 0
 #define ADV_HINGE 1
 
-float hol_group_sum(float v, __local float *scratch) {
-  const int lid = get_local_id(0);
-  scratch[lid] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = (int)get_local_size(0) / 2; s > 0; s >>= 1) {
-    if (lid < s) scratch[lid] += scratch[lid + s];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  const float r = scratch[0];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  return r;
-}
-
 /* y = e_n t + (1 - e_n) s, as the reference: alpha * real + (1 - alpha) * fake. */
 __kernel void holistic_mix_fwd(const int total, const int per_sample, CTENSOR(mix), CTENSOR(t), CTENSOR(s),
                                TENSOR(y)) {
@@ -34,7 +21,7 @@ __kernel void holistic_sumsq_fwd(const int per_sample, CTENSOR(x), TENSOR(out), 
   __global const float *xs = AT(x) + n * per_sample;
   float acc = 0.0f;
   for (int i = lid; i < per_sample; i += wg) acc += xs[i] * xs[i];
-  const float total = hol_group_sum(acc, scratch);
+  const float total = group_sum(acc, scratch);
   if (lid == 0) AT(out)[n] = total;
 }
 

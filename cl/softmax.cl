@@ -4,21 +4,6 @@
  * Reductions take their local scratch as a kernel argument and use
  * get_local_size(0), which the host keeps a power of two. */
 
-/* Tree reductions over the work-group. Every work-item must call them
- * (they contain barriers); scratch holds get_local_size(0) values. */
-float group_sum(float v, __local float *scratch) {
-  const int lid = get_local_id(0);
-  scratch[lid] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = get_local_size(0) / 2; s > 0; s >>= 1) {
-    if (lid < s) scratch[lid] += scratch[lid + s];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  const float r = scratch[0];
-  barrier(CLK_LOCAL_MEM_FENCE); /* scratch is reused by the next reduction */
-  return r;
-}
-
 float group_max(float v, __local float *scratch) {
   const int lid = get_local_id(0);
   scratch[lid] = v;
@@ -28,19 +13,6 @@ float group_max(float v, __local float *scratch) {
     barrier(CLK_LOCAL_MEM_FENCE);
   }
   const float r = scratch[0];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  return r;
-}
-
-int group_sum_int(int v, __local int *scratch) {
-  const int lid = get_local_id(0);
-  scratch[lid] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = get_local_size(0) / 2; s > 0; s >>= 1) {
-    if (lid < s) scratch[lid] += scratch[lid + s];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  const int r = scratch[0];
   barrier(CLK_LOCAL_MEM_FENCE);
   return r;
 }

@@ -8,20 +8,6 @@
 #define SN_EPS 1e-12f /* torch.nn.functional.normalize's default */
 #endif
 
-/* Tree sum over the work-group; every work-item must call it. */
-float group_sum(float v, __local float *scratch) {
-  const int lid = get_local_id(0);
-  scratch[lid] = v;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = get_local_size(0) / 2; s > 0; s >>= 1) {
-    if (lid < s) scratch[lid] += scratch[lid + s];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  const float r = scratch[0];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  return r;
-}
-
 /* t = W^T u, one work-item per column (reads along a row are coalesced
  * across the work-items). */
 __kernel void spectral_wtu_fwd(const int rows, const int cols, CTENSOR(w), CTENSOR(u), TENSOR(t)) {

@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
-# Prints the largest error each op/check reached in a test run
-# (tests append "op<TAB>check<TAB>error" to $SKD_TEST_ERRLOG).
+# Prints, per op, the largest error the tests measured against the plain-C
+# reference, against finite differences, against PyTorch, and in other checks
+# (tests append "op<TAB>check<TAB>error" to $SKD_TEST_ERRLOG). Errors are
+# relative to the largest magnitude of the reference values.
 set -euo pipefail
 log=${1:-build/errors.tsv}
 [[ -s "$log" ]] || exit 0
-echo "largest measured error per op and check (relative to the reference's scale):"
-awk -F'\t' '{ split($2, w, " "); key = $1 "\t" w[1] " " w[2] " " w[3];
-              if (!(key in m) || $3 + 0 > m[key]) m[key] = $3 + 0 }
-            END { for (k in m) { split(k, p, "\t"); printf "  %-24s %-24s %.2e\n", p[1], p[2], m[k] } }' "$log" | sort
+echo "largest measured error per op (relative to the reference's scale; - : no such check;"
+echo "'other' holds every check not named after ref/fd/torch, e.g. step-size sweeps: see the test)"
+printf "  %-22s %12s %12s %12s %12s\n" "op" "vs reference" "vs fin.diff" "vs PyTorch" "other"
+awk -F'\t' '
+  { split($1, words, " "); op = words[1]; check = tolower($2); e = $3 + 0
+    kind = check ~ /fd/ ? "fd" : check ~ /torch/ ? "torch" : check ~ /ref/ ? "ref" : "other"
+    key = op SUBSEP kind
+    if (!(key in m) || e > m[key]) m[key] = e
+    ops[op] = 1 }
+  END {
+    for (op in ops) {
+      line = sprintf("  %-22s", op)
+      split("ref fd torch other", kinds, " ")
+      for (k = 1; k <= 4; k++) {
+        key = op SUBSEP kinds[k]
+        line = line sprintf(" %12s", (key in m) ? sprintf("%.2e", m[key]) : "-")
+      }
+      print line
+    }
+  }' "$log" | sort

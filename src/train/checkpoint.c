@@ -113,6 +113,15 @@ done:
   return SKD_OK;
 }
 
+/* A host buffer of at least n floats, reused across tensors. */
+static skd_status grow(float **buf, size_t *cap, size_t n) {
+  if (n <= *cap) return SKD_OK;
+  free(*buf);
+  *buf = malloc(n * sizeof **buf);
+  *cap = *buf ? n : 0;
+  return *buf ? SKD_OK : skd_error(SKD_ENOMEM, "checkpoint: out of host memory");
+}
+
 /* The momentum buffers of every trainable tensor that has one, with its
  * PyTorch shape. */
 skd_status checkpoint_write_optim(skd_safetensors_writer *w, skd_nn_params *r, const char *prefix) {
@@ -122,16 +131,10 @@ skd_status checkpoint_write_optim(skd_safetensors_writer *w, skd_nn_params *r, c
   for (int i = 0; i < r->count && st == SKD_OK; i++) {
     skd_nn_entry *e = r->entries[i];
     if (!e->param.state1.mem) continue;
-    size_t n = skd_tensor_numel(&e->param.state1);
-    if (n > cap) {
-      free(host);
-      host = malloc(n * sizeof *host);
-      cap = n;
-      if (!host) return skd_error(SKD_ENOMEM, "checkpoint: out of host memory");
-    }
     char name[256];
     snprintf(name, sizeof name, "%s%s", prefix, e->param.name);
-    st = skd_tensor_download(r->ctx, &e->param.state1, host);
+    st = grow(&host, &cap, skd_tensor_numel(&e->param.state1));
+    if (st == SKD_OK) st = skd_tensor_download(r->ctx, &e->param.state1, host);
     if (st == SKD_OK) st = skd_safetensors_writer_add(w, name, e->ndim, e->shape, host);
   }
   free(host);
@@ -151,17 +154,14 @@ skd_status checkpoint_read_optim(skd_safetensors *f, skd_nn_params *r, const cha
     if (k < 0) continue; /* no state yet: the optimiser starts it on the next step, as PyTorch */
     size_t n = skd_tensor_numel(&e->param.value);
     const skd_safetensors_entry *fe = skd_safetensors_entry_at(f, k);
-    if (fe->numel != n)
-      return skd_error(SKD_EFORMAT, "checkpoint: tensor '%s' has %zu values, the parameter %zu", name, fe->numel, n);
-    if (n > cap) {
+    if (fe->numel != n) {
       free(host);
-      host = malloc(n * sizeof *host);
-      cap = n;
-      if (!host) return skd_error(SKD_ENOMEM, "checkpoint: out of host memory");
+      return skd_error(SKD_EFORMAT, "checkpoint: tensor '%s' has %zu values, the parameter %zu", name, fe->numel, n);
     }
     skd_tensor *s1 = &e->param.state1;
     const skd_tensor *v = &e->param.value;
-    st = skd_safetensors_read_f32(f, k, host, n);
+    st = grow(&host, &cap, n);
+    if (st == SKD_OK) st = skd_safetensors_read_f32(f, k, host, n);
     if (st == SKD_OK && !s1->mem) st = skd_tensor_alloc(r->ctx, s1, v->n, v->c, v->h, v->w);
     if (st == SKD_OK) st = skd_tensor_upload(r->ctx, s1, host);
   }

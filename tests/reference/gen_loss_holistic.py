@@ -5,7 +5,8 @@ loss (METHOD.md section 4) and its WGAN-GP / hinge losses.
 Run with Debian's torch:  /usr/bin/python3 tests/reference/gen_loss_holistic.py
 Writes tests/reference/loss_holistic.bin next to this script.
 
-The network is written here from the method's description (not copied):
+The network (in torch_models.py, shared with benchmarks/torch_step.py) is
+written from the method's description (not copied):
 preprocess (BatchNorm2d(C) in train mode | tanh | 2 (x / 255 - 0.5)),
 l1..l4 spectral-normalised Conv(4, 2, 1) + LeakyReLU(0.1), self-attention
 after l3 and l4, last Conv(8d -> 1) with the kernel min(4, h4) x min(4, w4)
@@ -44,10 +45,10 @@ import os
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 import refio
+from torch_models import Discriminator
 
 torch.set_default_dtype(torch.float64)
 MASK64 = (1 << 64) - 1
@@ -71,60 +72,6 @@ def formula_input(seed, shape, lo, hi):
         u = (splitmix64(((seed << 32) + i) & MASK64) >> 11) * (2.0 ** -53)
         out[i] = np.float32(lo + (hi - lo) * u)
     return torch.from_numpy(out.reshape(shape)).double()
-
-
-class SelfAttention(nn.Module):
-    def __init__(self, ch):
-        super().__init__()
-        cq = max(1, ch // 8)
-        self.query_conv = nn.Conv2d(ch, cq, 1)
-        self.key_conv = nn.Conv2d(ch, cq, 1)
-        self.value_conv = nn.Conv2d(ch, ch, 1)
-        self.gamma = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x):
-        n, c, h, w = x.shape
-        q = self.query_conv(x).reshape(n, -1, h * w)
-        k = self.key_conv(x).reshape(n, -1, h * w)
-        attn = torch.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)  # (n, P, P)
-        v = self.value_conv(x).reshape(n, c, h * w)
-        out = torch.bmm(v, attn.transpose(1, 2)).reshape(n, c, h, w)
-        return self.gamma * out + x
-
-
-def sn_block(cin, cout):
-    return nn.Sequential(nn.utils.spectral_norm(nn.Conv2d(cin, cout, 4, 2, 1)), nn.LeakyReLU(0.1))
-
-
-class Discriminator(nn.Module):
-    def __init__(self, cin, d, mode, h, w):
-        super().__init__()
-        self.mode = mode
-        if mode == 1:
-            self.preprocess_additional = nn.BatchNorm2d(cin)
-        self.l1 = sn_block(cin, d)
-        self.l2 = sn_block(d, 2 * d)
-        self.l3 = sn_block(2 * d, 4 * d)
-        self.l4 = sn_block(4 * d, 8 * d)
-        self.attn1 = SelfAttention(4 * d)
-        self.attn2 = SelfAttention(8 * d)
-        for _ in range(4):
-            h, w = h // 2, w // 2
-        self.last = nn.Sequential(nn.Conv2d(8 * d, 1, (min(4, h), min(4, w))))
-
-    def forward(self, x, image=None):
-        if image is not None:
-            img = F.interpolate(image, size=x.shape[2:], mode="bilinear", align_corners=True)
-            x = torch.cat([torch.softmax(x, dim=1), img], dim=1)
-        if self.mode == 1:
-            x = self.preprocess_additional(x)
-        elif self.mode == 2:
-            x = torch.tanh(x)
-        else:
-            x = 2 * (x / 255 - 0.5)
-        out = self.attn1(self.l3(self.l2(self.l1(x))))
-        out = self.attn2(self.l4(out))
-        return self.last(out).mean(dim=(2, 3), keepdim=True)  # (N, 1, 1, 1)
 
 
 def skd_name(torch_name):

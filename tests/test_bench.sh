@@ -47,6 +47,11 @@ for text in '"preset": "demo"' '"ms_per_step": ' '"images_per_s": ' '"phases_ms"
   has "$WORK/json.out" "$text"
 done
 
+TMPDIR="$WORK/tmp" "$SKD" bench --preset demo --steps 1 --warmup 0 --no-phases >"$WORK/whole.out" 2>"$WORK/whole.err" ||
+  { fail "bench --no-phases: exit $?"; sed 's/^/    /' "$WORK/whole.err"; }
+has "$WORK/whole.out" "one device sync per step"
+grep -q teacher_fwd "$WORK/whole.out" && fail "bench --no-phases printed the phase table"
+
 "$SKD" bench --preset huge >"$WORK/bad.out" 2>"$WORK/bad.err" && fail "bench --preset huge: exit 0"
 has "$WORK/bad.err" "--preset"
 

@@ -466,6 +466,45 @@ START_TEST(steady_state_creates_no_buffers) {
 }
 END_TEST
 
+/* Timing mode: every phase of a step with everything on gets a time, the
+ * terms are those of an untimed run, and an untimed step records none. The
+ * memory accounting adds up. */
+START_TEST(timing_mode_records_every_phase) {
+  demo_data();
+  write_teacher(tmp_path("teacher.safetensors"), 0);
+  skd_train_config c;
+  tiny_config(&c, 128);
+  use_teacher(&c, tmp_path("teacher.safetensors"));
+  c.pixel = c.pair = c.holistic = 1;
+  skd_step_report r[2];
+  for (int timed = 0; timed < 2; timed++) {
+    skd_trainer *t = NULL;
+    CK_OK(skd_trainer_create(&t, T, &c, NULL));
+    skd_trainer_set_timing(t, timed);
+    CK_OK(skd_trainer_step(t, &r[timed]));
+    CK_OK(skd_trainer_step(t, &r[timed]));
+    double sum = 0;
+    for (int p = 0; p < SKD_PHASE_COUNT; p++) {
+      ck_assert_ptr_nonnull(skd_phase_name(p));
+      if (timed) ck_assert_msg(r[1].phase_ms[p] > 0, "phase %s not timed", skd_phase_name(p));
+      else ck_assert(r[0].phase_ms[p] == 0);
+      sum += r[timed].phase_ms[p];
+    }
+    if (timed) ck_assert(sum <= 1e3 * r[1].seconds * 1.0001);
+    skd_trainer_memory m;
+    skd_trainer_memory_usage(t, &m);
+    printf("timing %d: step %.1f ms, phases %.1f ms; memory %zu bytes (arena %zu params %zu optimiser %zu pools %zu "
+           "workspace %zu other %zu)\n",
+           timed, 1e3 * r[timed].seconds, sum, m.total, m.arena, m.params, m.optimiser, m.pools, m.workspace, m.other);
+    ck_assert(m.arena > 0 && m.params > 0 && m.optimiser > 0 && m.pools > 0 && m.workspace > 0);
+    ck_assert(m.total == m.arena + m.params + m.optimiser + m.pools + m.workspace + m.other);
+    skd_trainer_free(t);
+  }
+  ck_assert_ptr_null(skd_phase_name(SKD_PHASE_COUNT));
+  ck_assert(r[0].loss == r[1].loss && r[0].d_loss == r[1].d_loss);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("trainer");
   TCase *tc = support_tcase("trainer");
@@ -477,6 +516,7 @@ int main(void) {
   tcase_add_test(tc, checkpoint_content);
   tcase_add_test(tc, validation_is_repeatable);
   tcase_add_test(tc, steady_state_creates_no_buffers);
+  tcase_add_test(tc, timing_mode_records_every_phase);
   suite_add_tcase(s, tc);
   return support_main(s);
 }

@@ -131,6 +131,8 @@ skd_status skd_context_finish(skd_context *ctx);
  * that need several scratch areas carve them from one request. The queue is
  * in order, so reuse by the next op is safe. */
 skd_status skd_workspace_get(skd_context *ctx, size_t bytes, cl_mem *out);
+/* The workspace's current size in bytes (0 before the first request). */
+size_t skd_workspace_bytes(const skd_context *ctx);
 
 /* Device buffer of `bytes`, checked against the device's MAX_MEM_ALLOC_SIZE
  * and global memory, with a message naming `what` on failure. */

@@ -20,6 +20,24 @@
 
 typedef struct skd_trainer skd_trainer;
 
+/* The phases of a step, for the timing mode (skd_trainer_set_timing). */
+typedef enum skd_phase {
+  SKD_PHASE_DATA,        /* loader wait + image and label upload */
+  SKD_PHASE_TEACHER_FWD,
+  SKD_PHASE_STUDENT_FWD,
+  SKD_PHASE_TASK_LOSS,   /* both cross-entropy terms and their gradients */
+  SKD_PHASE_PIXEL,
+  SKD_PHASE_PAIR,
+  SKD_PHASE_HOLISTIC_G,  /* L_ho and its gradient through D */
+  SKD_PHASE_D_STEP,      /* D's gradients and its update */
+  SKD_PHASE_STUDENT_BWD, /* zeroing the gradients + the backward pass */
+  SKD_PHASE_OPTIMISER,   /* the loss read-back and NaN check + the student's SGD step */
+  SKD_PHASE_COUNT
+} skd_phase;
+
+/* "data", "teacher_fwd", ... (NULL out of range). */
+const char *skd_phase_name(int phase);
+
 /* Every term of one step (host copies of the device values). */
 typedef struct skd_step_report {
   long step;       /* steps done, this one included */
@@ -32,6 +50,9 @@ typedef struct skd_step_report {
   double d_loss;   /* the discriminator's loss of step 4 */
   double d_real, d_fake, d_penalty;
   double seconds;  /* wall time of the step */
+  /* Wall ms per phase with timing on (all 0 otherwise). The D update runs
+   * after the student's step but is counted under SKD_PHASE_D_STEP. */
+  double phase_ms[SKD_PHASE_COUNT];
 } skd_step_report;
 
 /* Builds everything the config asks for: data, student (fresh, or from
@@ -47,6 +68,25 @@ double skd_trainer_best_miou(const skd_trainer *t);
 /* Device buffers created so far for the steps' activations and scratch (the
  * trainer's arena and the networks' pools): constant once a step has run. */
 unsigned long skd_trainer_buffer_creations(const skd_trainer *t);
+
+/* Timing mode (off by default): the step waits for the device after every
+ * phase (skd_context_finish) and records its wall time in phase_ms. The
+ * syncs cost a little throughput, so training leaves it off. */
+void skd_trainer_set_timing(skd_trainer *t, int on);
+
+/* Device memory the trainer holds, in bytes (what skd-cl bench reports).
+ * Buffers only: not the OpenCL implementation's own allocations, programs or
+ * the loader's host memory. Grows during the first step, then constant. */
+typedef struct skd_trainer_memory {
+  size_t arena;      /* the step's kept activations, labels, loss temporaries */
+  size_t params;     /* values and gradients of student, teacher and D */
+  size_t optimiser;  /* momentum buffers of the student's and D's SGD */
+  size_t pools;      /* the networks' scratch pools (capacity) */
+  size_t workspace;  /* the context's shared scratch buffer */
+  size_t other;      /* the scalar slots, D's mixing weights */
+  size_t total;
+} skd_trainer_memory;
+void skd_trainer_memory_usage(const skd_trainer *t, skd_trainer_memory *m);
 
 /* One step. A NaN or Inf in any term (D's loss included) is SKD_EINVAL
  * naming the term and the step; the student's and D's parameters and

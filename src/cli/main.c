@@ -19,6 +19,7 @@ static const struct command commands[] = {
     {"train", cmd_train, "train a network, or distil a student from a teacher (--teacher)"},
     {"eval", cmd_eval, "a checkpoint's per-class IoU, mIoU and accuracies on a labelled list (--json)"},
     {"predict", cmd_predict, "colour PNGs of a checkpoint's predictions (or overlays) for images"},
+    {"bench", cmd_bench, "time full distillation steps on random data: ms/step, images/s, phases (--preset)"},
 };
 
 static void usage(FILE *f) {

@@ -253,3 +253,8 @@ skd_status skd_workspace_get(skd_context *ctx, size_t bytes, cl_mem *out) {
   *out = p->workspace;
   return SKD_OK;
 }
+
+size_t skd_workspace_bytes(const skd_context *ctx) {
+  const struct skd_runtime_private *p = ctx->priv;
+  return p && p->workspace ? p->workspace_bytes : 0;
+}

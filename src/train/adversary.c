@@ -144,3 +144,15 @@ skd_status adversary_read(struct adversary *a, skd_safetensors *f) {
   }
   return st;
 }
+
+void adversary_memory(const struct adversary *a, size_t *params, size_t *optimiser, size_t *other) {
+  *params = *optimiser = *other = 0;
+  if (!a) return;
+  for (int i = 0; i < a->d->nstate; i++) {
+    const skd_param *p = a->d->state[i];
+    size_t bytes = skd_tensor_numel(&p->value) * sizeof(float);
+    *params += (p->value.mem ? bytes : 0) + (p->grad.mem ? bytes : 0);
+    *optimiser += (p->state1.mem ? bytes : 0) + (p->state2.mem ? bytes : 0);
+  }
+  *other = skd_tensor_numel(&a->mix) * sizeof(float);
+}

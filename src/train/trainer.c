@@ -37,6 +37,52 @@ unsigned long skd_trainer_buffer_creations(const skd_trainer *t) {
          (t->teacher ? t->teacher->pool.creations : 0);
 }
 
+void skd_trainer_set_timing(skd_trainer *t, int on) { t->timing = on != 0; }
+
+const char *skd_phase_name(int phase) {
+  static const char *const names[SKD_PHASE_COUNT] = {"data", "teacher_fwd", "student_fwd", "task_loss", "pixel",
+                                                     "pair", "holistic_g", "d_step", "student_bwd", "optimiser"};
+  return phase >= 0 && phase < SKD_PHASE_COUNT ? names[phase] : NULL;
+}
+
+static size_t net_param_bytes(const skd_pspnet *net, size_t *optimiser, size_t *pools) {
+  if (!net) return 0;
+  const skd_nn_params *r = &net->params;
+  for (int i = 0; i < r->ntrainable; i++) {
+    const skd_param *p = r->trainable[i];
+    size_t bytes = skd_tensor_numel(&p->value) * sizeof(float);
+    *optimiser += (p->state1.mem ? bytes : 0) + (p->state2.mem ? bytes : 0);
+  }
+  for (int i = 0; i < SKD_NN_POOL_SLOTS; i++)
+    if (net->pool.mem[i]) *pools += net->pool.cap[i] * sizeof(float);
+  return (r->values ? r->value_floats * sizeof(float) : 0) + (r->grads ? r->grad_floats * sizeof(float) : 0);
+}
+
+void skd_trainer_memory_usage(const skd_trainer *t, skd_trainer_memory *m) {
+  memset(m, 0, sizeof *m);
+  m->arena = skd_arena_capacity_bytes(t->arena);
+  m->params = net_param_bytes(t->student, &m->optimiser, &m->pools) +
+              net_param_bytes(t->teacher, &m->optimiser, &m->pools);
+  size_t dp, dopt, dother;
+  adversary_memory(t->adv, &dp, &dopt, &dother);
+  m->params += dp;
+  m->optimiser += dopt;
+  m->other = dother + S_COUNT * sizeof(float);
+  m->workspace = skd_workspace_bytes(t->ctx);
+  m->total = m->arena + m->params + m->optimiser + m->pools + m->workspace + m->other;
+}
+
+/* Timing mode: waits for the device and adds the time since *mark to the
+ * phase. A no-op otherwise (no sync in training). */
+static skd_status phase_end(const skd_trainer *t, skd_step_report *r, int phase, double *mark) {
+  if (!t->timing) return SKD_OK;
+  skd_status st = skd_context_finish(t->ctx);
+  double now = now_seconds();
+  r->phase_ms[phase] += 1e3 * (now - *mark);
+  *mark = now;
+  return st;
+}
+
 void skd_trainer_note_validation(skd_trainer *t, double miou) {
   if (isnan(t->best_miou) || miou > t->best_miou) t->best_miou = miou;
 }
@@ -225,7 +271,7 @@ static skd_status check_finite(const skd_trainer *t, const float *s, int distill
 
 skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
   const skd_train_config *c = &t->cfg;
-  double t0 = now_seconds();
+  double t0 = now_seconds(), mark = t0;
   memset(r, 0, sizeof *r);
   const skd_batch *b = NULL;
   skd_status st = skd_loader_next(t->loader, &b);
@@ -235,21 +281,25 @@ skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
   st = skd_arena_tensor(t->arena, &image, b->n, 3, b->h, b->w);
   if (st == SKD_OK) st = skd_tensor_upload(t->ctx, &image, b->image);
   if (st == SKD_OK) st = upload_labels(t, b, &labels, &small);
+  if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_DATA, &mark);
   if (st != SKD_OK) return st;
 
   /* 1. teacher (eval mode), 2. student (train mode) */
   skd_pspnet_outputs to, so;
   int distill = t->teacher != NULL;
   if (distill) st = skd_pspnet_forward(t->teacher, t->arena, &image, 0, 0, &to);
+  if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_TEACHER_FWD, &mark);
   if (st == SKD_OK)
     st = skd_pspnet_forward(t->student, t->arena, &image, SKD_PSPNET_TRAIN | SKD_PSPNET_KEEP,
                             step_seed(c->seed, t->step, 1), &so);
+  if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_STUDENT_FWD, &mark);
 
   /* 3. every term and its gradient with respect to the student's outputs */
   if (st == SKD_OK) st = zeros_like(t, &so.q, &dq);
   if (st == SKD_OK) st = zeros_like(t, &so.q_dsn, &ddsn);
   if (st == SKD_OK) st = task_term(t, &so.q, &labels, 1.0f, S_CE, S_CE_COUNT, &dq);
   if (st == SKD_OK) st = task_term(t, &so.q_dsn, &labels, c->dsn_weight, S_DSN, S_DSN_COUNT, &ddsn);
+  if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_TASK_LOSS, &mark);
   if (st == SKD_OK && distill && c->pixel) {
     skd_pixel_loss_config pc;
     skd_pixel_loss_config_default(&pc);
@@ -259,6 +309,7 @@ skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
     pc.ignore_label = t->map.ignore;
     skd_tensor loss = trainer_scalar(t, S_PIXEL);
     st = skd_pixel_loss(t->ctx, &pc, &so.q, &to.q, pc.mask_ignore ? &small : NULL, c->lambda_pi, &dq, &loss, NULL);
+    if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_PIXEL, &mark);
   }
   if (st == SKD_OK && distill && c->pair) {
     skd_pair_loss_config ac;
@@ -271,26 +322,33 @@ skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
     skd_tensor loss = trainer_scalar(t, S_PAIR);
     st = zeros_like(t, &so.f, &df);
     if (st == SKD_OK) st = skd_pair_loss(t->ctx, &ac, &so.f, &to.f, c->lambda_pa, &df, &loss);
+    if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_PAIR, &mark);
   }
   if (st == SKD_OK && t->adv) st = adversary_generator_term(t, &image, &so.q, &dq);
+  if (st == SKD_OK && t->adv) st = phase_end(t, r, SKD_PHASE_HOLISTIC_G, &mark);
   /* 4. the discriminator's gradients on the detached logits (its update
    * waits for the check below) */
   if (st == SKD_OK && t->adv) st = adversary_gradients(t, &image, &so.q, &to.q);
+  if (st == SKD_OK && t->adv) st = phase_end(t, r, SKD_PHASE_D_STEP, &mark);
 
   /* Every term, D's included, reaches the host before any update, so a NaN
    * leaves the student's and D's parameters untouched. */
   float s[S_COUNT];
   if (st == SKD_OK) st = skd_tensor_download(t->ctx, &t->scalars, s);
   if (st == SKD_OK) st = check_finite(t, s, distill);
+  if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_OPTIMISER, &mark);
   if (st != SKD_OK) return st;
 
   double lr = skd_poly_lr(c->lr, t->step, c->steps, c->poly_power);
   t->opt.lr = lr;
   st = skd_nn_params_zero_grad(&t->student->params);
   if (st == SKD_OK) st = skd_pspnet_backward(t->student, &dq, &ddsn, df.mem ? &df : NULL);
+  if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_STUDENT_BWD, &mark);
   if (st == SKD_OK)
     st = skd_optim_step(t->ctx, &t->opt, t->student->params.trainable, t->student->params.ntrainable);
+  if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_OPTIMISER, &mark);
   if (st == SKD_OK && t->adv) st = adversary_update(t);
+  if (st == SKD_OK && t->adv) st = phase_end(t, r, SKD_PHASE_D_STEP, &mark);
   if (st != SKD_OK) return st;
 
   t->step++;

@@ -34,6 +34,7 @@ struct skd_trainer {
   long step;
   double best_miou;
   struct adversary *adv;
+  int timing; /* skd_trainer_set_timing */
 };
 
 skd_tensor trainer_scalar(const struct skd_trainer *t, enum scalar_slot s);
@@ -61,5 +62,7 @@ skd_status adversary_gradients(struct skd_trainer *t, const skd_tensor *image, c
 skd_status adversary_update(struct skd_trainer *t);
 skd_status adversary_write(struct adversary *a, skd_safetensors_writer *w);
 skd_status adversary_read(struct adversary *a, skd_safetensors *f);
+/* Device bytes of D: params (values + grads), optimiser state, the rest. */
+void adversary_memory(const struct adversary *a, size_t *params, size_t *optimiser, size_t *other);
 
 #endif

@@ -1,0 +1,59 @@
+#!/bin/sh
+# End-to-end test of skd-cl bench on the demo preset: the report has the
+# timing lines, every phase of the table and the memory line; --json gives
+# the same fields; the temporary data set and teacher are removed at exit; a
+# bad preset is an error naming the option. No timing is asserted.
+# usage: test_bench.sh path/to/skd-cl   (exit 77: no OpenCL device, skipped)
+set -u
+SKD=${1:?usage: test_bench.sh path/to/skd-cl}
+case $SKD in /*) ;; *) SKD=$(pwd)/$SKD ;; esac
+
+if ! "$SKD" list-devices --json | grep -q '"index"'; then
+  echo "no OpenCL device: skipped"
+  exit 77
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/skd_test_bench.XXXXXX") || exit 1
+trap 'rm -rf "$WORK"' EXIT
+mkdir "$WORK/tmp" || exit 1
+FAILED=0
+
+fail() {
+  echo "FAIL: $*"
+  FAILED=$((FAILED + 1))
+}
+
+# has FILE TEXT: FILE contains TEXT (fixed string).
+has() {
+  grep -qF -- "$2" "$1" || {
+    fail "$1 does not contain '$2':"
+    sed 's/^/    /' "$1"
+  }
+}
+
+TMPDIR="$WORK/tmp" "$SKD" bench --preset demo --steps 2 --warmup 1 >"$WORK/text.out" 2>"$WORK/text.err" ||
+  { fail "bench --preset demo: exit $?"; sed 's/^/    /' "$WORK/text.err"; }
+cat "$WORK/text.out"
+for text in "preset      demo" "ms/step" "images/s" "phase             median ms    share" data teacher_fwd \
+  student_fwd task_loss pixel pair holistic_g d_step student_bwd optimiser "device memory"; do
+  has "$WORK/text.out" "$text"
+done
+[ -z "$(ls -A "$WORK/tmp")" ] || fail "bench left files in TMPDIR: $(ls -A "$WORK/tmp")"
+
+TMPDIR="$WORK/tmp" "$SKD" bench --preset demo --steps 1 --warmup 0 --json >"$WORK/json.out" 2>"$WORK/json.err" ||
+  { fail "bench --json: exit $?"; sed 's/^/    /' "$WORK/json.err"; }
+for text in '"preset": "demo"' '"ms_per_step": ' '"images_per_s": ' '"phases_ms": {"data": ' '"optimiser": ' \
+  '"memory_bytes": {"total": '; do
+  has "$WORK/json.out" "$text"
+done
+
+TMPDIR="$WORK/tmp" "$SKD" bench --preset demo --steps 1 --warmup 0 --no-phases >"$WORK/whole.out" 2>"$WORK/whole.err" ||
+  { fail "bench --no-phases: exit $?"; sed 's/^/    /' "$WORK/whole.err"; }
+has "$WORK/whole.out" "one device sync per step"
+grep -q teacher_fwd "$WORK/whole.out" && fail "bench --no-phases printed the phase table"
+
+"$SKD" bench --preset huge >"$WORK/bad.out" 2>"$WORK/bad.err" && fail "bench --preset huge: exit 0"
+has "$WORK/bad.err" "--preset"
+
+echo "test_bench: $FAILED failure(s)"
+[ $FAILED -eq 0 ]

@@ -10,8 +10,8 @@ echo "largest measured error per op (relative to the reference's scale; - : no s
 echo "'other' holds every check not named after ref/fd/torch, e.g. step-size sweeps: see the test)"
 printf "  %-22s %12s %12s %12s %12s\n" "op" "vs reference" "vs fin.diff" "vs PyTorch" "other"
 awk -F'\t' '
-  { split($1, words, " "); op = words[1]; check = tolower($2); e = $3 + 0
-    kind = check ~ /fd/ ? "fd" : check ~ /torch/ ? "torch" : check ~ /ref/ ? "ref" : "other"
+  { split($1, words, " "); op = words[1]; check = tolower($1 " " $2); e = $3 + 0
+    kind = check ~ /torch/ ? "torch" : check ~ /fd/ ? "fd" : check ~ /ref/ ? "ref" : "other"
     key = op SUBSEP kind
     if (!(key in m) || e > m[key]) m[key] = e
     ops[op] = 1 }

@@ -16,8 +16,6 @@ int cmd_eval(const cli_globals *g, int argc, char **argv);
 int cmd_predict(const cli_globals *g, int argc, char **argv);
 int cmd_bench(const cli_globals *g, int argc, char **argv);
 
-/* mkdir -p; 0 on failure (errno says why). */
-int cli_make_dirs(const char *dir);
 
 /* Creates the context for the chosen device; prints the error and returns
  * NULL on failure. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/model_open.h"
+#include "skd/io/fs.h"
 
 typedef struct inputs {
   int n, cap;
@@ -236,8 +237,8 @@ int cmd_predict(const cli_globals *g, int argc, char **argv) {
     rc = 2;
   }
   if (!rc) rc = check_inputs(&in, list);
-  if (!rc && !cli_make_dirs(out)) {
-    fprintf(stderr, "skd-cl predict: cannot create --out directory '%s': %s\n", out, strerror(errno));
+  if (!rc && skd_make_dirs(out, "--out") != SKD_OK) {
+    fprintf(stderr, "skd-cl predict: %s\n", skd_error_last());
     rc = 1;
   }
   if (!rc) rc = cli_model_open(&m, "predict", g);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "skd/io/fs.h"
 #include "cli/config_args.h"
 #include "skd/train.h"
 
@@ -99,8 +100,8 @@ int cmd_train(const cli_globals *g, int argc, char **argv) {
   free(args);
   free(strings);
   if (rc) return rc == 1 ? 0 : rc;
-  if (!cli_make_dirs(cfg.out_dir)) {
-    fprintf(stderr, "skd-cl train: cannot create --out directory '%s': %s\n", cfg.out_dir, strerror(errno));
+  if (skd_make_dirs(cfg.out_dir, "--out") != SKD_OK) {
+    fprintf(stderr, "skd-cl train: %s\n", skd_error_last());
     return 1;
   }
 

@@ -1,9 +1,7 @@
 /* skd-cl entry point: global options, then a subcommand. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/cli.h"
 
@@ -39,21 +37,6 @@ static int parse_index(const char *text, int *out) {
   if (!*text || *end || v < 0 || v > 1000000) return 0;
   *out = (int)v;
   return 1;
-}
-
-int cli_make_dirs(const char *dir) {
-  char path[SKD_PATH_MAX];
-  if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
-    errno = ENAMETOOLONG;
-    return 0;
-  }
-  for (char *s = path + 1; *s; s++) {
-    if (*s != '/') continue;
-    *s = '\0';
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) return 0;
-    *s = '/';
-  }
-  return mkdir(path, 0755) == 0 || errno == EEXIST;
 }
 
 skd_context *cli_open_context(const cli_globals *g) {

@@ -42,6 +42,7 @@
 
 #include "data_private.h"
 #include "skd/data.h"
+#include "skd/io/fs.h"
 
 enum { C_SKY, C_WATER, C_GRASS, C_SAND, C_TREE, C_HOUSE, C_BALLOON, C_BUOY };
 
@@ -316,31 +317,6 @@ static void render(scene *sc, uint64_t seed, uint64_t counter) {
 
 /* ---- Files ----------------------------------------------------------------- */
 
-static skd_status make_dir(const char *path) {
-  if (mkdir(path, 0755) == 0 || errno == EEXIST) {
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return SKD_OK;
-    return skd_error(SKD_EIO, "demo dataset: '%s' exists and is not a directory", path);
-  }
-  int e = errno;
-  return skd_error(SKD_EIO, "demo dataset: cannot create directory '%s': %s", path, strerror(e));
-}
-
-/* mkdir -p */
-static skd_status make_dirs(const char *path) {
-  char buf[4096];
-  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-    return skd_error(SKD_EINVAL, "demo dataset: path too long: %s", path);
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = '\0';
-      skd_status st = make_dir(buf);
-      *p = '/';
-      if (st != SKD_OK) return st;
-    }
-  return make_dir(buf);
-}
-
 static skd_status write_split(const char *dir, uint64_t seed, const skd_demo_options *o, int split, scene *sc,
                               uint8_t *bytes) {
   const char *name = split ? "val" : "train";
@@ -390,11 +366,11 @@ skd_status skd_demo_dataset_write(const char *out_dir, uint64_t seed, const skd_
                      o.train_count, o.val_count);
   if (strlen(out_dir) > 4000) return skd_error(SKD_EINVAL, "demo dataset: output path too long");
   char sub[4100];
-  skd_status st = make_dirs(out_dir);
+  skd_status st = skd_make_dirs(out_dir, "demo dataset");
   snprintf(sub, sizeof sub, "%s/images", out_dir);
-  if (st == SKD_OK) st = make_dir(sub);
+  if (st == SKD_OK) st = skd_make_dirs(sub, "demo dataset");
   snprintf(sub, sizeof sub, "%s/labels", out_dir);
-  if (st == SKD_OK) st = make_dir(sub);
+  if (st == SKD_OK) st = skd_make_dirs(sub, "demo dataset");
   if (st != SKD_OK) return st;
 
   size_t npix = (size_t)o.width * (size_t)o.height;

@@ -2,14 +2,13 @@
  *   "SKDBIN01" | u64 key | u64 length | u64 checksum | binary
  * written to a temporary file and renamed, so readers never see half an
  * entry; anything that does not check out is treated as a miss. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "runtime/runtime_private.h"
+#include "skd/io/fs.h"
 
 static const char magic[8] = {'S', 'K', 'D', 'B', 'I', 'N', '0', '1'};
 #define MAX_BINARY_BYTES (256u << 20)
@@ -25,18 +24,6 @@ unsigned long long skd_hash64(unsigned long long h, const void *data, size_t n) 
 
 static void entry_path(char *buf, size_t size, const char *dir, unsigned long long key) {
   snprintf(buf, size, "%s/%016llx.bin", dir, key);
-}
-
-static int make_dirs(const char *dir) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s", dir);
-  for (char *s = path + 1; *s; s++) {
-    if (*s != '/') continue;
-    *s = '\0';
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) return 0;
-    *s = '/';
-  }
-  return mkdir(path, 0755) == 0 || errno == EEXIST;
 }
 
 int skd_cache_load(const char *dir, unsigned long long key, unsigned char **bin, size_t *len) {
@@ -62,7 +49,7 @@ int skd_cache_load(const char *dir, unsigned long long key, unsigned char **bin,
 }
 
 void skd_cache_store(const char *dir, unsigned long long key, const unsigned char *bin, size_t len) {
-  if (!make_dirs(dir)) return; /* a cache that cannot be written only costs build time */
+  if (skd_make_dirs(dir, "kernel cache") != SKD_OK) return; /* an unwritable cache only costs build time */
   char path[1200], tmp[1300];
   entry_path(path, sizeof path, dir, key);
   snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());

@@ -89,3 +89,120 @@ __kernel void conv2d_bwd_bias(const int n, const int cout, const int plane, CTEN
   }
   if (lid == 0) AT(dbias)[co] += scratch[0];
 }
+
+/* Direct forward convolution, no columns: one work-item computes CONV_PXB
+ * neighbouring output pixels of one row, for CONV_COB consecutive output
+ * channels, so each input it loads feeds CONV_COB multiply-adds and each
+ * weight CONV_PXB. Channels past Cout compute on a clamped weight row and
+ * pixels past the row end on a clamped column; neither is stored.
+ * y = conv(x) + bias (bias optional: has_bias). */
+#ifndef CONV_COB
+#define CONV_COB 8
+#endif
+#ifndef CONV_PXB
+#define CONV_PXB 8
+#endif
+__kernel void conv2d_direct_fwd(const int cin, const int h, const int w, const int cout, const int ho,
+                                const int wo, GEOMETRY, CTENSOR(x), CTENSOR(weight), const int has_bias,
+                                CTENSOR(bias), TENSOR(y)) {
+  const int strips = (wo + CONV_PXB - 1) / CONV_PXB;
+  const int g = get_global_id(0);
+  const int co0 = get_global_id(1) * CONV_COB;
+  const int s = get_global_id(2);
+  if (g >= ho * strips) return;
+  const int oy = g / strips, ox0 = (g % strips) * CONV_PXB;
+  const int y0 = oy * sh - ph;
+  int xs0[CONV_PXB];
+  for (int q = 0; q < CONV_PXB; q++) xs0[q] = min(ox0 + q, wo - 1) * sw - pw;
+  const int taps = cin * kh * kw;
+  int wbase[CONV_COB];
+  for (int j = 0; j < CONV_COB; j++) wbase[j] = min(co0 + j, cout - 1) * taps;
+  float acc[CONV_COB][CONV_PXB];
+  for (int j = 0; j < CONV_COB; j++)
+    for (int q = 0; q < CONV_PXB; q++) acc[j][q] = 0.0f;
+  __global const float *xs = AT(x) + s * cin * h * w;
+  __global const float *wt = AT(weight);
+  int t = 0;
+  for (int ci = 0; ci < cin; ci++) {
+    __global const float *xc = xs + ci * h * w;
+    for (int ky = 0; ky < kh; ky++) {
+      const int iy = y0 + ky * dh;
+      const int row_ok = iy >= 0 && iy < h;
+      for (int kx = 0; kx < kw; kx++, t++) {
+        float v[CONV_PXB];
+        for (int q = 0; q < CONV_PXB; q++) {
+          const int ix = xs0[q] + kx * dw;
+          v[q] = (row_ok && ix >= 0 && ix < w) ? xc[iy * w + ix] : 0.0f;
+        }
+        for (int j = 0; j < CONV_COB; j++) {
+          const float wv = wt[wbase[j] + t];
+          for (int q = 0; q < CONV_PXB; q++) acc[j][q] += wv * v[q];
+        }
+      }
+    }
+  }
+  const int plane = ho * wo;
+  __global float *ys = AT(y) + s * cout * plane + oy * wo;
+  for (int j = 0; j < CONV_COB; j++) {
+    const int co = co0 + j;
+    if (co >= cout) break;
+    const float b = has_bias ? AT(bias)[co] : 0.0f;
+    for (int q = 0; q < CONV_PXB; q++)
+      if (ox0 + q < wo) ys[co * plane + ox0 + q] = acc[j][q] + b;
+  }
+}
+
+/* dx += the input gradient, directly (no columns): one work-item sums, for
+ * CONV_PXB neighbouring input pixels of one row and CONV_COB consecutive
+ * input channels, every output tap that read them: input (iy, ix) fed tap
+ * (ky, kx) of output (oy, ox) when oy*sh - ph + ky*dh == iy (and the same
+ * along x). Gather form in a fixed order: deterministic, no atomics. */
+__kernel void conv2d_direct_bwd_x(const int cin, const int h, const int w, const int cout, const int ho,
+                                  const int wo, GEOMETRY, CTENSOR(dy), CTENSOR(weight), TENSOR(dx)) {
+  const int strips = (w + CONV_PXB - 1) / CONV_PXB;
+  const int g = get_global_id(0);
+  const int ci0 = get_global_id(1) * CONV_COB;
+  const int s = get_global_id(2);
+  if (g >= h * strips) return;
+  const int iy = g / strips, ix0 = (g % strips) * CONV_PXB;
+  const int kk = kh * kw;
+  int ixs[CONV_PXB];
+  for (int q = 0; q < CONV_PXB; q++) ixs[q] = min(ix0 + q, w - 1);
+  int wci[CONV_COB];
+  for (int j = 0; j < CONV_COB; j++) wci[j] = min(ci0 + j, cin - 1) * kk;
+  float acc[CONV_COB][CONV_PXB];
+  for (int j = 0; j < CONV_COB; j++)
+    for (int q = 0; q < CONV_PXB; q++) acc[j][q] = 0.0f;
+  const int plane = ho * wo;
+  __global const float *dys = AT(dy) + s * cout * plane;
+  __global const float *wt = AT(weight);
+  for (int co = 0; co < cout; co++) {
+    __global const float *d = dys + co * plane;
+    __global const float *wco = wt + co * cin * kk;
+    for (int ky = 0; ky < kh; ky++) {
+      const int ty = iy + ph - ky * dh;
+      const int oy = ty / sh;
+      const int row_ok = ty >= 0 && ty % sh == 0 && oy < ho;
+      for (int kx = 0; kx < kw; kx++) {
+        float v[CONV_PXB];
+        for (int q = 0; q < CONV_PXB; q++) {
+          const int tx = ixs[q] + pw - kx * dw;
+          const int ox = tx / sw;
+          v[q] = (row_ok && tx >= 0 && tx % sw == 0 && ox < wo) ? d[oy * wo + ox] : 0.0f;
+        }
+        const int tap = ky * kw + kx;
+        for (int j = 0; j < CONV_COB; j++) {
+          const float wv = wco[wci[j] + tap];
+          for (int q = 0; q < CONV_PXB; q++) acc[j][q] += wv * v[q];
+        }
+      }
+    }
+  }
+  __global float *dxs = AT(dx) + (s * cin) * h * w + iy * w;
+  for (int j = 0; j < CONV_COB; j++) {
+    const int ci = ci0 + j;
+    if (ci >= cin) break;
+    for (int q = 0; q < CONV_PXB; q++)
+      if (ix0 + q < w) dxs[ci * h * w + ix0 + q] += acc[j][q];
+  }
+}

@@ -1,13 +1,14 @@
 /* Conv2d: device forward/backward vs the plain-C reference on awkward
  * shapes (stride 2 on odd sizes, dilation, k4 s2 p1, 1x1 fast path, 1x1
- * stride 2, asymmetric geometry, 1x1 output, batch chunking), backward vs
+ * stride 2, asymmetric geometry, 1x1 output, batch chunking, several channel
+ * blocks) with each algorithm (columns + GEMM, direct), backward vs
  * central finite differences of the device forward, determinism, profiling
  * of the CLBlast calls and the shape checks. */
 #include "support.h"
 
 #include "skd/ops/conv2d.h"
 
-/* p: {kh, kw, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w} */
+/* p: {kh, kw, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, algo} */
 struct conv_case {
   const char *name;
   int n, cin, h, w, cout;
@@ -40,36 +41,27 @@ static void setup_case(struct conv_data *d, const struct conv_case *c) {
   d->ty = dev_tensor(c->n, c->cout, d->ho, d->wo);
 }
 
-static void run_case(const struct conv_case *c) {
-  struct conv_data d;
-  setup_case(&d, c);
-  const skd_conv2d_params *p = &c->p;
-  /* y starts as NaN: the forward must overwrite it, with or without bias. */
-  CK_OK(skd_tensor_fill(T, &d.ty, NAN));
-  CK_OK(skd_conv2d_forward(T, p, &d.tx, &d.tw, c->bias ? &d.tb : NULL, &d.ty));
-  float *yref = host_alloc(d.ny);
-  skd_ref_conv2d_forward(p, c->n, c->cin, c->h, c->w, c->cout, d.x, d.wt, c->bias ? d.b : NULL, yref);
-  char check[96];
-  snprintf(check, sizeof check, "fwd vs ref %s", c->name);
-  check_error("conv2d", check, rel_error(dev_fetch(&d.ty), yref, d.ny), 1e-5);
-
-  /* Backward accumulates onto random gradients. */
-  float *dx0 = host_random(d.nx, -1.0f, 1.0f), *dw0 = host_random(d.nw, -1.0f, 1.0f);
+/* Backward of case c with p (its algorithm set) vs the reference; it
+ * accumulates onto random gradients. */
+static void check_backward(const struct conv_data *d, const skd_conv2d_params *p, const char *algo) {
+  const struct conv_case *c = &d->c;
+  float *dx0 = host_random(d->nx, -1.0f, 1.0f), *dw0 = host_random(d->nw, -1.0f, 1.0f);
   float *db0 = host_random((size_t)c->cout, -1.0f, 1.0f);
-  skd_tensor tdy = dev_upload(d.dy, c->n, c->cout, d.ho, d.wo);
+  skd_tensor tdy = dev_upload(d->dy, c->n, c->cout, d->ho, d->wo);
   skd_tensor tdx = dev_upload(dx0, c->n, c->cin, c->h, c->w);
   skd_tensor tdw = dev_upload(dw0, c->cout, c->cin, p->kh, p->kw);
   skd_tensor tdb = dev_upload(db0, 1, c->cout, 1, 1);
-  CK_OK(skd_conv2d_backward(T, p, &d.tx, &d.tw, &tdy, &tdx, &tdw, c->bias ? &tdb : NULL));
-  float *dxref = host_copy(dx0, d.nx), *dwref = host_copy(dw0, d.nw), *dbref = host_copy(db0, (size_t)c->cout);
-  skd_ref_conv2d_backward(p, c->n, c->cin, c->h, c->w, c->cout, d.x, d.wt, d.dy, dxref, dwref,
+  CK_OK(skd_conv2d_backward(T, p, &d->tx, &d->tw, &tdy, &tdx, &tdw, c->bias ? &tdb : NULL));
+  float *dxref = host_copy(dx0, d->nx), *dwref = host_copy(dw0, d->nw), *dbref = host_copy(db0, (size_t)c->cout);
+  skd_ref_conv2d_backward(p, c->n, c->cin, c->h, c->w, c->cout, d->x, d->wt, d->dy, dxref, dwref,
                           c->bias ? dbref : NULL);
-  snprintf(check, sizeof check, "bwd dx vs ref %s", c->name);
-  check_error("conv2d", check, rel_error(dev_fetch(&tdx), dxref, d.nx), 1e-5);
-  snprintf(check, sizeof check, "bwd dw vs ref %s", c->name);
-  check_error("conv2d", check, rel_error(dev_fetch(&tdw), dwref, d.nw), 1e-5);
+  char check[96];
+  snprintf(check, sizeof check, "bwd %s dx vs ref %s", algo, c->name);
+  check_error("conv2d", check, rel_error(dev_fetch(&tdx), dxref, d->nx), 1e-5);
+  snprintf(check, sizeof check, "bwd %s dw vs ref %s", algo, c->name);
+  check_error("conv2d", check, rel_error(dev_fetch(&tdw), dwref, d->nw), 1e-5);
   if (c->bias) {
-    snprintf(check, sizeof check, "bwd db vs ref %s", c->name);
+    snprintf(check, sizeof check, "bwd %s db vs ref %s", algo, c->name);
     check_error("conv2d", check, rel_error(dev_fetch(&tdb), dbref, (size_t)c->cout), 1e-5);
   } else {
     /* Without dbias nothing else moves either. */
@@ -77,17 +69,41 @@ static void run_case(const struct conv_case *c) {
   }
 }
 
+/* Forward and backward with every algorithm vs the reference. */
+static void run_case(const struct conv_case *c) {
+  struct conv_data d;
+  setup_case(&d, c);
+  float *yref = host_alloc(d.ny);
+  skd_ref_conv2d_forward(&c->p, c->n, c->cin, c->h, c->w, c->cout, d.x, d.wt, c->bias ? d.b : NULL, yref);
+  static const skd_conv2d_algo algos[] = {SKD_CONV2D_AUTO, SKD_CONV2D_IM2COL, SKD_CONV2D_DIRECT};
+  static const char *const algo_names[] = {"auto", "im2col", "direct"};
+  for (int a = 0; a < 3; a++) {
+    skd_conv2d_params p = c->p;
+    p.algo = algos[a];
+    /* y starts as NaN: the forward must overwrite it, with or without bias. */
+    CK_OK(skd_tensor_fill(T, &d.ty, NAN));
+    CK_OK(skd_conv2d_forward(T, &p, &d.tx, &d.tw, c->bias ? &d.tb : NULL, &d.ty));
+    char check[96];
+    snprintf(check, sizeof check, "fwd %s vs ref %s", algo_names[a], c->name);
+    check_error("conv2d", check, rel_error(dev_fetch(&d.ty), yref, d.ny), 1e-5);
+    check_backward(&d, &p, algo_names[a]);
+  }
+}
+
 static const struct conv_case cases[] = {
-    {"1x3x7x5 k3s1p1", 1, 3, 7, 5, 4, {3, 3, 1, 1, 1, 1, 1, 1}, 1},
-    {"2x5x9x11 k3s2p1", 2, 5, 9, 11, 6, {3, 3, 2, 2, 1, 1, 1, 1}, 1},
-    {"1x3x9x8 k3p2d2", 1, 3, 9, 8, 5, {3, 3, 1, 1, 2, 2, 2, 2}, 0},
-    {"1x2x11x10 k3p4d4", 1, 2, 11, 10, 3, {3, 3, 1, 1, 4, 4, 4, 4}, 1},
-    {"2x3x8x9 k4s2p1", 2, 3, 8, 9, 7, {4, 4, 2, 2, 1, 1, 1, 1}, 1},
-    {"2x6x5x7 k1", 2, 6, 5, 7, 5, {1, 1, 1, 1, 0, 0, 1, 1}, 1},
-    {"2x6x5x7 k1 nobias", 2, 6, 5, 7, 9, {1, 1, 1, 1, 0, 0, 1, 1}, 0},
-    {"2x5x7x9 k1s2", 2, 5, 7, 9, 3, {1, 1, 2, 2, 0, 0, 1, 1}, 1},
-    {"2x4x4x4 k4 out1x1", 2, 4, 4, 4, 3, {4, 4, 1, 1, 0, 0, 1, 1}, 1},
-    {"1x3x8x7 k3x2 mixed", 1, 3, 8, 7, 5, {3, 2, 2, 1, 1, 0, 1, 2}, 1},
+    {"1x3x7x5 k3s1p1", 1, 3, 7, 5, 4, {3, 3, 1, 1, 1, 1, 1, 1, SKD_CONV2D_AUTO}, 1},
+    {"2x5x9x11 k3s2p1", 2, 5, 9, 11, 6, {3, 3, 2, 2, 1, 1, 1, 1, SKD_CONV2D_AUTO}, 1},
+    {"1x3x9x8 k3p2d2", 1, 3, 9, 8, 5, {3, 3, 1, 1, 2, 2, 2, 2, SKD_CONV2D_AUTO}, 0},
+    {"1x2x11x10 k3p4d4", 1, 2, 11, 10, 3, {3, 3, 1, 1, 4, 4, 4, 4, SKD_CONV2D_AUTO}, 1},
+    {"2x3x8x9 k4s2p1", 2, 3, 8, 9, 7, {4, 4, 2, 2, 1, 1, 1, 1, SKD_CONV2D_AUTO}, 1},
+    {"2x6x5x7 k1", 2, 6, 5, 7, 5, {1, 1, 1, 1, 0, 0, 1, 1, SKD_CONV2D_AUTO}, 1},
+    {"2x6x5x7 k1 nobias", 2, 6, 5, 7, 9, {1, 1, 1, 1, 0, 0, 1, 1, SKD_CONV2D_AUTO}, 0},
+    {"2x5x7x9 k1s2", 2, 5, 7, 9, 3, {1, 1, 2, 2, 0, 0, 1, 1, SKD_CONV2D_AUTO}, 1},
+    {"2x4x4x4 k4 out1x1", 2, 4, 4, 4, 3, {4, 4, 1, 1, 0, 0, 1, 1, SKD_CONV2D_AUTO}, 1},
+    {"1x3x8x7 k3x2 mixed", 1, 3, 8, 7, 5, {3, 2, 2, 1, 1, 0, 1, 2, SKD_CONV2D_AUTO}, 1},
+    /* Several channel blocks and a partial pixel strip for the direct kernels. */
+    {"2x11x10x13 k3s1p1 c19", 2, 11, 10, 13, 19, {3, 3, 1, 1, 1, 1, 1, 1, SKD_CONV2D_AUTO}, 1},
+    {"1x17x12x11 k3s2p2d2 c9", 1, 17, 12, 11, 9, {3, 3, 2, 2, 2, 2, 2, 2, SKD_CONV2D_AUTO}, 0},
 };
 
 START_TEST(against_reference) {
@@ -98,7 +114,7 @@ END_TEST
 /* A workspace limit of two samples' columns splits a batch of 3 into
  * chunks of 2 and 1; a limit of 1 byte runs one sample at a time. */
 START_TEST(chunked_batch) {
-  struct conv_case c = {"3x5x9x11 k3s2p1 chunk2", 3, 5, 9, 11, 6, {3, 3, 2, 2, 1, 1, 1, 1}, 1};
+  struct conv_case c = {"3x5x9x11 k3s2p1 chunk2", 3, 5, 9, 11, 6, {3, 3, 2, 2, 1, 1, 1, 1, SKD_CONV2D_AUTO}, 1};
   size_t per_sample = (size_t)5 * 9 * 5 * 6 * sizeof(float); /* K = 45, Ho x Wo = 5 x 6 */
   char limit[32];
   snprintf(limit, sizeof limit, "%zu", 2 * per_sample);
@@ -154,11 +170,11 @@ static void fd_case(const struct conv_case *c) {
 
 START_TEST(finite_differences) {
   const struct conv_case small[] = {
-      {"1x3x7x5 k3s1p1", 1, 3, 7, 5, 4, {3, 3, 1, 1, 1, 1, 1, 1}, 1},
-      {"1x2x6x5 k4s2p1", 1, 2, 6, 5, 3, {4, 4, 2, 2, 1, 1, 1, 1}, 1},
-      {"1x2x7x6 k3p2d2", 1, 2, 7, 6, 2, {3, 3, 1, 1, 2, 2, 2, 2}, 0},
-      {"2x3x3x4 k1", 2, 3, 3, 4, 2, {1, 1, 1, 1, 0, 0, 1, 1}, 1},
-      {"1x2x7x8 k3x2 mixed", 1, 2, 7, 8, 3, {3, 2, 2, 1, 1, 0, 1, 2}, 1},
+      {"1x3x7x5 k3s1p1", 1, 3, 7, 5, 4, {3, 3, 1, 1, 1, 1, 1, 1, SKD_CONV2D_AUTO}, 1},
+      {"1x2x6x5 k4s2p1", 1, 2, 6, 5, 3, {4, 4, 2, 2, 1, 1, 1, 1, SKD_CONV2D_AUTO}, 1},
+      {"1x2x7x6 k3p2d2", 1, 2, 7, 6, 2, {3, 3, 1, 1, 2, 2, 2, 2, SKD_CONV2D_AUTO}, 0},
+      {"2x3x3x4 k1", 2, 3, 3, 4, 2, {1, 1, 1, 1, 0, 0, 1, 1, SKD_CONV2D_AUTO}, 1},
+      {"1x2x7x8 k3x2 mixed", 1, 2, 7, 8, 3, {3, 2, 2, 1, 1, 0, 1, 2, SKD_CONV2D_AUTO}, 1},
   };
   for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) fd_case(&small[i]);
 }
@@ -167,7 +183,7 @@ END_TEST
 /* Same inputs, same bits: forward and every gradient, twice. */
 START_TEST(deterministic) {
   struct conv_data d;
-  struct conv_case c = {"2x5x9x11 k3s2p1", 2, 5, 9, 11, 6, {3, 3, 2, 2, 1, 1, 1, 1}, 1};
+  struct conv_case c = {"2x5x9x11 k3s2p1", 2, 5, 9, 11, 6, {3, 3, 2, 2, 1, 1, 1, 1, SKD_CONV2D_AUTO}, 1};
   setup_case(&d, &c);
   skd_tensor tdy = dev_upload(d.dy, c.n, c.cout, d.ho, d.wo);
   float *out[2][4];
@@ -195,6 +211,7 @@ START_TEST(profiled) {
   skd_context *ctx = NULL;
   CK_OK(skd_context_create(&ctx, &opt));
   skd_conv2d_params p = skd_conv2d_params_make(3, 1, 1, 1);
+  p.algo = SKD_CONV2D_IM2COL; /* the forward's batched GEMM */
   skd_tensor x, wt, dw, y;
   CK_OK(skd_tensor_alloc(ctx, &x, 2, 3, 6, 5));
   CK_OK(skd_tensor_alloc(ctx, &wt, 4, 3, 3, 3));

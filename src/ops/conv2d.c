@@ -3,11 +3,15 @@
  * workspace plan are checked here; see conv2d.h for the scheme. */
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "skd/ops/conv2d.h"
 #include "skd/ops/matmul.h"
 
 #define DEFAULT_WORKSPACE_BYTES ((size_t)256 << 20)
+#define DIRECT_COB 8 /* output channels per work-item: CONV_COB in cl/conv.cl */
+#define DIRECT_PXB 8 /* output pixels per work-item: CONV_PXB */
+#define DIRECT_WG 64
 
 /* Sizes of one convolution, all checked to fit the kernels' int indices. */
 struct geom {
@@ -18,7 +22,7 @@ struct geom {
 };
 
 skd_conv2d_params skd_conv2d_params_make(int k, int stride, int pad, int dilation) {
-  skd_conv2d_params p = {k, k, stride, stride, pad, pad, dilation, dilation};
+  skd_conv2d_params p = {k, k, stride, stride, pad, pad, dilation, dilation, SKD_CONV2D_AUTO};
   return p;
 }
 
@@ -78,6 +82,19 @@ static skd_status geometry(const skd_conv2d_params *p, const skd_tensor *x, cons
 /* A 1x1 unpadded stride-1 convolution is a GEMM on x itself. */
 static int pointwise(const skd_conv2d_params *p) {
   return p->kh == 1 && p->kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 && p->pad_w == 0;
+}
+
+/* The algorithm for the forward pass and dx: the caller's choice, else
+ * SKD_CONV_ALGO from the environment (im2col / direct), else direct for
+ * every kernel larger than 1x1 (measured faster for all the networks' 3x3
+ * layers on the devices we have: docs/PERFORMANCE.md), and the GEMM on x
+ * itself for a pointwise convolution, which has no columns to save. */
+static skd_conv2d_algo conv_algorithm(const skd_conv2d_params *p) {
+  if (p->algo != SKD_CONV2D_AUTO) return p->algo;
+  if (pointwise(p)) return SKD_CONV2D_IM2COL;
+  const char *env = getenv("SKD_CONV_ALGO");
+  if (env && strcmp(env, "im2col") == 0) return SKD_CONV2D_IM2COL;
+  return SKD_CONV2D_DIRECT;
 }
 
 /* How many samples' columns share the workspace at once. */
@@ -158,6 +175,55 @@ static skd_status col2im_add(skd_context *ctx, const skd_conv2d_params *p, const
   return skd_launch_1d(ctx, &a, (size_t)total, 256);
 }
 
+/* y = conv(x) (+ bias) by conv2d_direct_fwd: no columns, no GEMM. */
+static skd_status direct_forward(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g,
+                                 const skd_tensor *x, const skd_tensor *weight, const skd_tensor *bias,
+                                 const skd_tensor *y) {
+  skd_kernel *k;
+  skd_status st = skd_kernel_get(ctx, "conv", "conv2d_direct_fwd", &k);
+  if (st != SKD_OK) return st;
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, g->cin);
+  skd_arg_int(&a, g->h);
+  skd_arg_int(&a, g->w);
+  skd_arg_int(&a, g->cout);
+  skd_arg_int(&a, g->ho);
+  skd_arg_int(&a, g->wo);
+  arg_geometry(&a, p);
+  skd_arg_tensor(&a, x);
+  skd_arg_tensor(&a, weight);
+  skd_arg_int(&a, bias != NULL);
+  skd_arg_tensor(&a, bias ? bias : weight); /* any valid buffer when there is no bias */
+  skd_arg_tensor(&a, y);
+  size_t local[3] = {skd_context_wg(ctx, DIRECT_WG), 1, 1};
+  size_t strips = (size_t)(g->wo + DIRECT_PXB - 1) / DIRECT_PXB;
+  size_t global[3] = {(size_t)g->ho * strips, (size_t)((g->cout + DIRECT_COB - 1) / DIRECT_COB), (size_t)g->n};
+  return skd_launch(ctx, &a, 3, global, local);
+}
+
+/* dx += the input gradient by conv2d_direct_bwd_x. */
+static skd_status direct_backward_x(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g,
+                                    const skd_tensor *dy, const skd_tensor *weight, const skd_tensor *dx) {
+  skd_kernel *k;
+  skd_status st = skd_kernel_get(ctx, "conv", "conv2d_direct_bwd_x", &k);
+  if (st != SKD_OK) return st;
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, g->cin);
+  skd_arg_int(&a, g->h);
+  skd_arg_int(&a, g->w);
+  skd_arg_int(&a, g->cout);
+  skd_arg_int(&a, g->ho);
+  skd_arg_int(&a, g->wo);
+  arg_geometry(&a, p);
+  skd_arg_tensor(&a, dy);
+  skd_arg_tensor(&a, weight);
+  skd_arg_tensor(&a, dx);
+  size_t strips = (size_t)(g->w + DIRECT_PXB - 1) / DIRECT_PXB;
+  size_t local[3] = {skd_context_wg(ctx, DIRECT_WG), 1, 1};
+  size_t global[3] = {(size_t)g->h * strips, (size_t)((g->cin + DIRECT_COB - 1) / DIRECT_COB), (size_t)g->n};
+  return skd_launch(ctx, &a, 3, global, local);
+}
+
 static skd_status fill_bias(skd_context *ctx, const struct geom *g, const skd_tensor *bias, const skd_tensor *y) {
   skd_kernel *k;
   skd_status st = skd_kernel_get(ctx, "conv", "conv2d_fwd_bias", &k);
@@ -195,6 +261,7 @@ skd_status skd_conv2d_forward(skd_context *ctx, const skd_conv2d_params *p, cons
   if (st == SKD_OK) st = skd_tensor_expect(y, g.n, g.cout, g.ho, g.wo, "conv2d: y");
   if (st == SKD_OK && bias) st = skd_tensor_expect(bias, 1, g.cout, 1, 1, "conv2d: bias");
   if (st != SKD_OK) return st;
+  if (conv_algorithm(p) == SKD_CONV2D_DIRECT) return direct_forward(ctx, p, &g, x, weight, bias, y);
   /* With a bias, y starts as the broadcast bias and the GEMM adds onto it;
    * without, beta = 0 overwrites y whatever it held. */
   float beta = bias ? 1.0f : 0.0f;
@@ -254,6 +321,11 @@ skd_status skd_conv2d_backward(skd_context *ctx, const skd_conv2d_params *p, con
     return st;
   }
 
+  if (dx && conv_algorithm(p) == SKD_CONV2D_DIRECT) {
+    st = direct_backward_x(ctx, p, &g, dy, weight, dx);
+    dx = NULL; /* done: the columns below serve dweight only */
+    if (st != SKD_OK || !dweight) return st;
+  }
   int chunk = 1;
   cl_mem col = NULL;
   st = plan_chunk(ctx, &g, &chunk);

@@ -6,16 +6,22 @@
  * The bias is stored as a (1, Cout, 1, 1) tensor: the per-channel broadcast
  * shape of NCHW (PyTorch's (Cout,) vector has the same bytes).
  *
- * Device: im2col (cl/conv.cl) into the context workspace, then one CLBlast
- * GEMM per sample (batched over a chunk of samples): y_n = W (Cout x K) *
- * col_n (K x Ho*Wo), K = Cin*kh*kw. A 1x1, stride-1, unpadded convolution
- * multiplies W by x directly. The chunk is as many samples as fit in
- * SKD_CONV_WORKSPACE_BYTES (environment; default 256 MiB, and never over the
- * device's largest allocation); at least one sample always runs.
+ * Device, two algorithms (skd_conv2d_algo) for the forward pass and dx:
+ *   direct: one kernel (cl/conv.cl) where each work-item computes a block of
+ *     output channels x a strip of pixels, reading x and W in place;
+ *   im2col: columns (cl/conv.cl) into the context workspace, then one CLBlast
+ *     GEMM per sample (batched over a chunk of samples): y_n = W (Cout x K) *
+ *     col_n (K x Ho*Wo), K = Cin*kh*kw.
+ * AUTO picks direct for kernels larger than 1x1; a 1x1, stride-1, unpadded
+ * convolution multiplies W by x directly. The column chunk is as many
+ * samples as fit in SKD_CONV_WORKSPACE_BYTES (environment; default 256 MiB,
+ * and never over the device's largest allocation); at least one sample
+ * always runs.
  *
  * Backward ACCUMULATES into dx, dweight and dbias (any of them may be NULL):
- *   dweight += sum_n dy_n * col_n^T,  dcol_n = W^T * dy_n then col2im in
- *   gather form (each input pixel sums the columns it fed: no atomics),
+ *   dweight += sum_n dy_n * col_n^T (columns + GEMM with either algorithm);
+ *   dx: direct, each input pixel gathers the taps it fed; or im2col,
+ *   dcol_n = W^T * dy_n then col2im in the same gather form (no atomics);
  *   dbias += per-channel sums of dy (one work-group per channel).
  * Every result is deterministic: the same inputs give the same bits. */
 #ifndef SKD_OPS_CONV2D_H
@@ -23,11 +29,19 @@
 
 #include "skd/tensor.h"
 
+/* How the forward pass runs (backward always uses columns + GEMM). */
+typedef enum skd_conv2d_algo {
+  SKD_CONV2D_AUTO = 0, /* chosen per shape (see conv2d.c), or SKD_CONV_ALGO=im2col|direct */
+  SKD_CONV2D_IM2COL,   /* columns + CLBlast GEMM */
+  SKD_CONV2D_DIRECT    /* one kernel, no columns */
+} skd_conv2d_algo;
+
 typedef struct skd_conv2d_params {
   int kh, kw;                 /* kernel size, >= 1 */
   int stride_h, stride_w;     /* >= 1 */
   int pad_h, pad_w;           /* zero padding on both sides, >= 0 */
   int dilation_h, dilation_w; /* >= 1 */
+  skd_conv2d_algo algo;       /* forward algorithm; AUTO unless a test or benchmark forces one */
 } skd_conv2d_params;
 
 /* A square kernel with the same stride, padding and dilation on both axes. */

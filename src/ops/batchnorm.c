@@ -6,6 +6,14 @@
 /* Work-group size of the per-channel reductions (a power of two). */
 #define BN_REDUCE_WG 256
 
+/* The element-wise kernels' 3-D grid: (position in the plane, channel, sample). */
+static skd_status launch_planes(skd_context *ctx, skd_args *a, int n, int c, int hw, int per_item) {
+  size_t items = ((size_t)hw + (size_t)per_item - 1) / (size_t)per_item;
+  size_t local[3] = {skd_context_wg(ctx, items >= 256 ? 256 : 64), 1, 1};
+  size_t global[3] = {items, (size_t)c, (size_t)n};
+  return skd_launch(ctx, a, 3, global, local);
+}
+
 static skd_status check_channel(const skd_tensor *t, int c, const char *what) {
   return skd_tensor_expect(t, 1, c, 1, 1, what);
 }
@@ -108,9 +116,8 @@ skd_status skd_batchnorm_forward(skd_context *ctx, int training, const skd_tenso
 
   st = skd_kernel_get(ctx, "batchnorm", "batchnorm_apply_fwd", &k);
   if (st != SKD_OK) return st;
-  int total = (int)skd_tensor_numel(x);
   skd_args a = skd_args_begin(k);
-  skd_arg_int(&a, total);
+  skd_arg_int(&a, n);
   skd_arg_int(&a, c);
   skd_arg_int(&a, hw);
   skd_arg_int(&a, (int)act);
@@ -121,7 +128,7 @@ skd_status skd_batchnorm_forward(skd_context *ctx, int training, const skd_tenso
   skd_arg_tensor(&a, gamma);
   skd_arg_tensor(&a, beta);
   skd_arg_tensor(&a, y);
-  return skd_launch_1d(ctx, &a, (size_t)total, 256);
+  return launch_planes(ctx, &a, n, c, hw, 4);
 }
 
 static skd_status backward_checks(const skd_tensor *x, const skd_tensor *y, const skd_tensor *gamma,
@@ -194,9 +201,8 @@ skd_status skd_batchnorm_backward(skd_context *ctx, int training, const skd_tens
 
   st = skd_kernel_get(ctx, "batchnorm", "batchnorm_bwd_x", &k);
   if (st != SKD_OK) return st;
-  int total = (int)skd_tensor_numel(x);
   skd_args a = skd_args_begin(k);
-  skd_arg_int(&a, total);
+  skd_arg_int(&a, n);
   skd_arg_int(&a, c);
   skd_arg_int(&a, hw);
   skd_arg_int(&a, n * hw);
@@ -211,5 +217,5 @@ skd_status skd_batchnorm_backward(skd_context *ctx, int training, const skd_tens
   skd_arg_tensor(&a, &sums);
   skd_arg_tensor(&a, dy);
   skd_arg_tensor(&a, dx);
-  return skd_launch_1d(ctx, &a, (size_t)total, 256);
+  return launch_planes(ctx, &a, n, c, hw, 4);
 }

@@ -67,32 +67,36 @@ __kernel void batchnorm_eval_stats_fwd(const int c, const float eps, CTENSOR(run
 }
 
 /* y = act((x - mean) * invstd * gamma + beta); y may be x. A 3-D grid
- * (group of 4 positions in the plane, channel, sample): no division per
- * element, the channel's values loaded once per work-item, and explicit
+ * (group of 4 * per positions in the plane, channel, sample): no division
+ * per element, the channel's values loaded once per work-item, and explicit
  * float4 arithmetic, which a CPU runs as SIMD even where its compiler does
- * not vectorise the work-item loop (about 3x on PoCL); the plane's last
- * hw % 4 positions take the scalar path. */
+ * not vectorise the work-item loop (about 3x on PoCL); `per` float4 groups
+ * per work-item amortise a CPU's per-work-item cost (the host picks 1 for
+ * GPUs). The plane's last hw % 4 positions take the scalar path. */
 float bn_act(const int act, const float slope, float v) {
   if (act == BN_ACT_RELU) v = fmax(v, 0.0f);
   if (act == BN_ACT_LEAKY_RELU && v < 0.0f) v *= slope;
   return v;
 }
 
-__kernel void batchnorm_apply_fwd(const int n, const int c, const int hw, const int act, const float slope,
-                                  CTENSOR(x), CTENSOR(mean), CTENSOR(invstd), CTENSOR(gamma), CTENSOR(beta),
-                                  TENSOR(y)) {
-  const int pos = 4 * get_global_id(0), ch = get_global_id(1), b = get_global_id(2);
-  if (pos >= hw || ch >= c || b >= n) return;
-  const int i = (b * c + ch) * hw + pos;
+__kernel void batchnorm_apply_fwd(const int n, const int c, const int hw, const int per, const int act,
+                                  const float slope, CTENSOR(x), CTENSOR(mean), CTENSOR(invstd), CTENSOR(gamma),
+                                  CTENSOR(beta), TENSOR(y)) {
+  const int pos0 = 4 * per * get_global_id(0), ch = get_global_id(1), b = get_global_id(2);
+  if (pos0 >= hw || ch >= c || b >= n) return;
   const float scale = AT(invstd)[ch] * AT(gamma)[ch];
   const float shift = AT(beta)[ch] - AT(mean)[ch] * scale;
-  if (pos + 4 <= hw) {
-    float4 v = vload4(0, AT(x) + i) * scale + shift;
-    if (act == BN_ACT_RELU) v = fmax(v, 0.0f);
-    if (act == BN_ACT_LEAKY_RELU) v = select(v, v * slope, v < 0.0f);
-    vstore4(v, 0, AT(y) + i);
-  } else {
-    for (int k = 0; k < hw - pos; k++) AT(y)[i + k] = bn_act(act, slope, AT(x)[i + k] * scale + shift);
+  const int plane = (b * c + ch) * hw;
+  for (int q = 0, pos = pos0; q < per && pos < hw; q++, pos += 4) {
+    const int i = plane + pos;
+    if (pos + 4 <= hw) {
+      float4 v = vload4(0, AT(x) + i) * scale + shift;
+      if (act == BN_ACT_RELU) v = fmax(v, 0.0f);
+      if (act == BN_ACT_LEAKY_RELU) v = select(v, v * slope, v < 0.0f);
+      vstore4(v, 0, AT(y) + i);
+    } else {
+      for (int k = 0; k < hw - pos; k++) AT(y)[i + k] = bn_act(act, slope, AT(x)[i + k] * scale + shift);
+    }
   }
 }
 
@@ -153,28 +157,32 @@ __kernel void batchnorm_bwd_params(const int n, const int c, const int hw, const
 /* dx += gamma * invstd * (g - (sum_g + xhat * sum_gx) / M) in training;
  * dx += gamma * invstd * g with frozen statistics. The grid of
  * batchnorm_apply_fwd (4 positions per work-item). */
-__kernel void batchnorm_bwd_x(const int n, const int c, const int hw, const int m, const int training,
-                              const int act, const float slope, CTENSOR(x), CTENSOR(y), CTENSOR(mean),
-                              CTENSOR(invstd), CTENSOR(gamma), CTENSOR(sums), CTENSOR(dy), TENSOR(dx)) {
-  const int pos = 4 * get_global_id(0), ch = get_global_id(1), b = get_global_id(2);
-  if (pos >= hw || ch >= c || b >= n) return;
-  const int i = (b * c + ch) * hw + pos;
+__kernel void batchnorm_bwd_x(const int n, const int c, const int hw, const int per, const int m,
+                              const int training, const int act, const float slope, CTENSOR(x), CTENSOR(y),
+                              CTENSOR(mean), CTENSOR(invstd), CTENSOR(gamma), CTENSOR(sums), CTENSOR(dy),
+                              TENSOR(dx)) {
+  const int pos0 = 4 * per * get_global_id(0), ch = get_global_id(1), b = get_global_id(2);
+  if (pos0 >= hw || ch >= c || b >= n) return;
   const float is = AT(invstd)[ch], mu = AT(mean)[ch];
   const float k = AT(gamma)[ch] * is;
   /* training: g - (sum_g + xhat sum_gx) / M = g - a - xhat * bcoef */
   const float a = training ? AT(sums)[ch] / (float)m : 0.0f;
   const float bcoef = training ? AT(sums)[c + ch] / (float)m : 0.0f;
-  if (pos + 4 <= hw) {
-    const float4 yv = act == BN_ACT_NONE ? (float4)0.0f : vload4(0, AT(y) + i);
-    float4 g = bn_pre_grad4(act, slope, vload4(0, AT(dy) + i), yv);
-    if (training) g -= a + ((vload4(0, AT(x) + i) - mu) * is) * bcoef;
-    vstore4(vload4(0, AT(dx) + i) + k * g, 0, AT(dx) + i);
-  } else {
-    for (int j = i; j < i + hw - pos; j++) {
-      const float yv = act == BN_ACT_NONE ? 0.0f : AT(y)[j];
-      float g = bn_pre_grad(act, slope, AT(dy)[j], yv);
-      if (training) g -= a + ((AT(x)[j] - mu) * is) * bcoef;
-      AT(dx)[j] += k * g;
+  const int plane = (b * c + ch) * hw;
+  for (int q = 0, pos = pos0; q < per && pos < hw; q++, pos += 4) {
+    const int i = plane + pos;
+    if (pos + 4 <= hw) {
+      const float4 yv = act == BN_ACT_NONE ? (float4)0.0f : vload4(0, AT(y) + i);
+      float4 g = bn_pre_grad4(act, slope, vload4(0, AT(dy) + i), yv);
+      if (training) g -= a + ((vload4(0, AT(x) + i) - mu) * is) * bcoef;
+      vstore4(vload4(0, AT(dx) + i) + k * g, 0, AT(dx) + i);
+    } else {
+      for (int j = i; j < i + hw - pos; j++) {
+        const float yv = act == BN_ACT_NONE ? 0.0f : AT(y)[j];
+        float g = bn_pre_grad(act, slope, AT(dy)[j], yv);
+        if (training) g -= a + ((AT(x)[j] - mu) * is) * bcoef;
+        AT(dx)[j] += k * g;
+      }
     }
   }
 }

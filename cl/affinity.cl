@@ -154,6 +154,18 @@ __kernel void pair_affinity_bwd_student(const int total, const int hn, const int
   affinity_node(g / m, g % m, hn, wn, r, exact, inv_n, AT(ps), cs, AT(pt), ct, AT(ns), AT(nt), AT(part), AT(dp), 1);
 }
 
+/* First pass of the loss total: work-group g sums part[g * chunk ..
+ * min((g + 1) * chunk, count)) into red[g] (any power-of-two size). */
+__kernel void pair_reduce_partial(const int count, const int chunk, CTENSOR(part), TENSOR(red),
+                                  __local float *buf) {
+  const int lid = get_local_id(0), g = get_group_id(0);
+  const int lo = g * chunk, hi = min(lo + chunk, count);
+  float acc = 0.0f;
+  for (int i = lo + lid; i < hi; i += get_local_size(0)) acc += AT(part)[i];
+  acc = group_sum(acc, buf);
+  if (lid == 0) AT(red)[g] = acc;
+}
+
 /* out[0] = sum of the count partials, by one work-group (launch exactly one,
  * any power-of-two size): a fixed order, so the same result every run. */
 __kernel void pair_reduce_fwd(const int count, CTENSOR(part), TENSOR(out), __local float *buf) {

@@ -78,32 +78,59 @@ __kernel void log_softmax_bwd_x(const int npix, const int c, const int hw, CTENS
 /* ---- row softmax: x (rows, cols), one work-group per row ---- */
 
 /* The grid is exactly rows work-groups, so every work-item of a group takes
- * the same path through the barriers. */
+ * the same path through the barriers. Work-items read float4 groups (SIMD on
+ * CPUs); the row's last cols % 4 values go to the first work-items. */
+float max4(const float4 v) { return fmax(fmax(v.x, v.y), fmax(v.z, v.w)); }
+float sum4(const float4 v) { return (v.x + v.y) + (v.z + v.w); }
+
 __kernel void softmax_rows_fwd(const int cols, CTENSOR(x), TENSOR(y), __local float *scratch) {
   const int row = get_group_id(0);
   const int lid = get_local_id(0), ls = get_local_size(0);
+  const int c4 = cols / 4;
   __global const float *xr = AT(x) + row * cols;
   __global float *yr = AT(y) + row * cols;
+  float4 m4 = -INFINITY;
   float m = -INFINITY;
-  for (int j = lid; j < cols; j += ls) m = fmax(m, xr[j]);
-  m = group_max(m, scratch);
+  for (int j = lid; j < c4; j += ls) m4 = fmax(m4, vload4(j, xr));
+  for (int j = 4 * c4 + lid; j < cols; j += ls) m = fmax(m, xr[j]);
+  m = group_max(fmax(m, max4(m4)), scratch);
+  /* y = exp(x - m) first, scaled by 1 / sum below: one exp per value. Each
+   * work-item reads x[j] before writing y[j], so in place is safe. */
+  float4 s4 = 0.0f;
   float s = 0.0f;
-  for (int j = lid; j < cols; j += ls) s += exp(xr[j] - m);
-  s = group_sum(s, scratch);
+  for (int j = lid; j < c4; j += ls) {
+    const float4 e = exp(vload4(j, xr) - m);
+    vstore4(e, j, yr);
+    s4 += e;
+  }
+  for (int j = 4 * c4 + lid; j < cols; j += ls) {
+    const float e = exp(xr[j] - m);
+    yr[j] = e;
+    s += e;
+  }
+  s = group_sum(s + sum4(s4), scratch);
   const float inv = 1.0f / s;
-  for (int j = lid; j < cols; j += ls) yr[j] = exp(xr[j] - m) * inv;
+  for (int j = lid; j < c4; j += ls) vstore4(vload4(j, yr) * inv, j, yr);
+  for (int j = 4 * c4 + lid; j < cols; j += ls) yr[j] *= inv;
 }
 
 __kernel void softmax_rows_bwd_x(const int cols, CTENSOR(y), CTENSOR(dy), TENSOR(dx), __local float *scratch) {
   const int row = get_group_id(0);
   const int lid = get_local_id(0), ls = get_local_size(0);
+  const int c4 = cols / 4;
   __global const float *yr = AT(y) + row * cols;
   __global const float *gr = AT(dy) + row * cols;
   __global float *dr = AT(dx) + row * cols;
+  float4 dot4 = 0.0f;
   float dot = 0.0f;
-  for (int j = lid; j < cols; j += ls) dot += gr[j] * yr[j];
-  dot = group_sum(dot, scratch);
-  for (int j = lid; j < cols; j += ls) dr[j] += yr[j] * (gr[j] - dot);
+  for (int j = lid; j < c4; j += ls) dot4 += vload4(j, gr) * vload4(j, yr);
+  for (int j = 4 * c4 + lid; j < cols; j += ls) dot += gr[j] * yr[j];
+  dot = group_sum(dot + sum4(dot4), scratch);
+  for (int j = lid; j < c4; j += ls) {
+    const float4 yv = vload4(j, yr);
+    vstore4(vload4(j, dr) + yv * (vload4(j, gr) - dot), j, dr);
+  }
+  for (int j = 4 * c4 + lid; j < cols; j += ls) dr[j] += yr[j] * (gr[j] - dot);
 }
 
 /* ---- cross-entropy with an ignore label ---- */

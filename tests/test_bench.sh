@@ -2,7 +2,8 @@
 # End-to-end test of skd-cl bench on the demo preset: the report has the
 # timing lines, every phase of the table and the memory line; --json gives
 # the same fields; the temporary data set and teacher are removed at exit; a
-# bad preset is an error naming the option. No timing is asserted.
+# bad preset is an error naming the option; --kernels prints every kernel
+# row. No timing is asserted.
 # usage: test_bench.sh path/to/skd-cl   (exit 77: no OpenCL device, skipped)
 set -u
 SKD=${1:?usage: test_bench.sh path/to/skd-cl}
@@ -51,6 +52,25 @@ TMPDIR="$WORK/tmp" "$SKD" bench --preset demo --steps 1 --warmup 0 --no-phases >
   { fail "bench --no-phases: exit $?"; sed 's/^/    /' "$WORK/whole.err"; }
 has "$WORK/whole.out" "one device sync per step"
 grep -q teacher_fwd "$WORK/whole.out" && fail "bench --no-phases printed the phase table"
+
+# The kernel benchmark: the copy rows and every kernel family's rows, in
+# text and JSON (small inputs; no timing asserted).
+"$SKD" bench --kernels --size small --steps 2 --warmup 1 >"$WORK/kern.out" 2>"$WORK/kern.err" ||
+  { fail "bench --kernels: exit $?"; sed 's/^/    /' "$WORK/kern.err"; }
+cat "$WORK/kern.out"
+for text in "copy        " "median ms" "% copy" "copy kernel (float)" "copy kernel (float4)" "clEnqueueCopyBuffer" \
+  "softmax_kl fwd (value)" "softmax_kl fwd+bwd (grad)" "pair default fwd " "pair default fwd+bwd" "pair node2 r1 fwd " \
+  "pair node2 r1 fwd+bwd" "softmax_rows fwd" "softmax_rows bwd" "batchnorm train fwd" "batchnorm train bwd"; do
+  has "$WORK/kern.out" "$text"
+done
+"$SKD" bench --kernels --size small --steps 1 --warmup 0 --json >"$WORK/kjson.out" 2>"$WORK/kjson.err" ||
+  { fail "bench --kernels --json: exit $?"; sed 's/^/    /' "$WORK/kjson.err"; }
+for text in '"size": "small"' '"copy_gb_per_s": ' '"name": "softmax_kl fwd (value)"' '"name": "batchnorm train bwd"' \
+  '"gflop_per_s": '; do
+  has "$WORK/kjson.out" "$text"
+done
+"$SKD" bench --kernels --size huge >"$WORK/badk.out" 2>"$WORK/badk.err" && fail "bench --kernels --size huge: exit 0"
+has "$WORK/badk.err" "--size"
 
 "$SKD" bench --preset huge >"$WORK/bad.out" 2>"$WORK/bad.err" && fail "bench --preset huge: exit 0"
 has "$WORK/bad.err" "--preset"

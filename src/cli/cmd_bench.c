@@ -7,7 +7,8 @@
  * saved to a checkpoint in the same directory. The normal training path runs
  * unchanged, with the trainer's timing mode on (a device sync after every
  * phase, so ms/step includes those syncs); --no-phases turns it off and
- * times whole steps (one sync at the end of each). */
+ * times whole steps (one sync at the end of each).
+ * --kernels measures single kernel families instead (bench_kernels.c). */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ static const struct preset presets[] = {
     {"paper-small", "resnet101", "resnet18", 1.0f, 1.0f, 19, 128, 2, 64},
 };
 static const char *const preset_names[] = {"demo", "paper", "paper-small", NULL};
+static const char *const size_names[] = {"large", "small", NULL};
 
 /* Removes dir and what make_inputs put there (two levels at most). */
 static void remove_tree(const char *dir) {
@@ -181,7 +183,8 @@ static skd_status run_steps(skd_context *ctx, skd_trainer *t, int steps, int war
 }
 
 int cmd_bench(const cli_globals *g, int argc, char **argv) {
-  int preset = 0, steps = 10, warmup = 2, json = 0, phases = 1;
+  int preset = 0, steps = 10, warmup = 2, json = 0, phases = 1, kernels = 0, size = 0;
+  const char *only = NULL;
   const cli_arg args[] = {
       {"preset", CLI_CHOICE, &preset,
        "networks and sizes: demo (the quickstart's), paper (resnet101 -> resnet18, 19 classes, crop 512, batch 8), "
@@ -192,10 +195,19 @@ int cmd_bench(const cli_globals *g, int argc, char **argv) {
       {"phases", CLI_FLAG, &phases, "time every phase (a device sync after each; --no-phases: whole steps only)", 0, 0,
        NULL, 0},
       {"json", CLI_FLAG, &json, "print one JSON object instead of the table", 0, 0, NULL, 0},
+      {"kernels", CLI_FLAG, &kernels,
+       "instead of steps: copy bandwidth and the softmax-KL, affinity, row-softmax and batch-norm kernels (GB/s, "
+       "% of copy); --steps runs per kernel",
+       0, 0, NULL, 0},
+      {"size", CLI_CHOICE, &size, "inputs of --kernels: large (default) or small (a quick check)", 0, 0, size_names,
+       0},
+      {"only", CLI_STRING, &only, "--kernels: only the families whose name contains this (the copy always runs)", 0,
+       0, NULL, 0},
   };
-  int rc = cli_parse("bench", "[--preset demo|paper|paper-small] [options]", args,
+  int rc = cli_parse("bench", "[--preset demo|paper|paper-small | --kernels [--size large|small]] [options]", args,
                      (int)(sizeof args / sizeof args[0]), argc, argv);
   if (rc) return rc == 1 ? 0 : rc;
+  if (kernels) return bench_kernels(g, size, only, steps, warmup, json);
   const struct preset *p = &presets[preset];
 
   const char *tmp = getenv("TMPDIR");

@@ -46,9 +46,13 @@ skd_status skd_pair_node_grid(const skd_pair_loss_config *cfg, int h, int w, skd
   return SKD_OK;
 }
 
-/* Workspace areas, offsets in 4-byte elements; arg holds ints. */
+/* Work-groups of the first pass of the loss total (at most). */
+#define REDUCE_GROUPS 64
+
+/* Workspace areas, offsets in 4-byte elements; arg holds ints; red holds
+ * the first reduction pass's group sums. */
 struct layout {
-  size_t ps, pt, ns, nt, part, arg, dp, total;
+  size_t ps, pt, ns, nt, part, red, arg, dp, total;
 };
 
 static struct layout plan(const skd_pair_loss_config *cfg, int n, int cs, int ct, int m, int with_grad) {
@@ -59,7 +63,8 @@ static struct layout plan(const skd_pair_loss_config *cfg, int n, int cs, int ct
   l.ns = l.pt + nm * (size_t)ct;
   l.nt = l.ns + nm;
   l.part = l.nt + nm;
-  l.arg = l.part + nm;
+  l.red = l.part + nm;
+  l.arg = l.red + REDUCE_GROUPS;
   l.dp = l.arg + (with_grad && cfg->pool == SKD_PAIR_POOL_MAX ? nm * (size_t)cs : 0);
   l.total = l.dp + (with_grad ? nm * (size_t)cs : 0);
   return l;
@@ -170,15 +175,39 @@ static skd_status affinity(skd_context *ctx, const skd_pair_loss_config *cfg, co
   return skd_launch_1d(ctx, &a, (size_t)total, 64);
 }
 
-static skd_status reduce(skd_context *ctx, int count, cl_mem ws, size_t part_off, const skd_tensor *out) {
-  skd_kernel *k;
-  skd_status st = skd_kernel_get(ctx, "affinity", "pair_reduce_fwd", &k);
+/* out = the sum of count partials, deterministic: contiguous chunks summed by
+ * up to REDUCE_GROUPS work-groups, then their sums by one (a large count no
+ * longer runs through a single work-group). */
+static skd_status reduce(skd_context *ctx, int count, cl_mem ws, size_t part_off, size_t red_off,
+                         const skd_tensor *out) {
+  skd_kernel *kp, *kf;
+  skd_status st = skd_kernel_get(ctx, "affinity", "pair_reduce_partial", &kp);
+  if (st == SKD_OK) st = skd_kernel_get(ctx, "affinity", "pair_reduce_fwd", &kf);
   if (st != SKD_OK) return st;
   size_t wg = skd_context_wg(ctx, 256);
-  skd_args a = skd_args_begin(k);
+  int groups = (count + 2047) / 2048;
+  if (groups > REDUCE_GROUPS) groups = REDUCE_GROUPS;
+  size_t in_off = part_off;
+  if (groups > 1) {
+    int chunk = (count + groups - 1) / groups;
+    skd_args a = skd_args_begin(kp);
+    skd_arg_int(&a, count);
+    skd_arg_int(&a, chunk);
+    skd_arg_mem(&a, ws);
+    skd_arg_int(&a, (int)part_off);
+    skd_arg_mem(&a, ws);
+    skd_arg_int(&a, (int)red_off);
+    skd_arg_local(&a, wg * sizeof(float));
+    size_t global = (size_t)groups * wg;
+    st = skd_launch(ctx, &a, 1, &global, &wg);
+    if (st != SKD_OK) return st;
+    in_off = red_off;
+    count = groups;
+  }
+  skd_args a = skd_args_begin(kf);
   skd_arg_int(&a, count);
   skd_arg_mem(&a, ws);
-  skd_arg_int(&a, (int)part_off);
+  skd_arg_int(&a, (int)in_off);
   skd_arg_tensor(&a, out);
   skd_arg_local(&a, wg * sizeof(float));
   return skd_launch(ctx, &a, 1, &wg, &wg);
@@ -237,7 +266,7 @@ skd_status skd_pair_loss(skd_context *ctx, const skd_pair_loss_config *cfg, cons
   if (st == SKD_OK) st = norms(ctx, n, cs, g.m, ws, l.ps, l.ns);
   if (st == SKD_OK) st = norms(ctx, n, ct, g.m, ws, l.pt, l.nt);
   if (st == SKD_OK) st = affinity(ctx, cfg, &g, n, cs, ct, radius, ws, &l, want_grad);
-  if (st == SKD_OK) st = reduce(ctx, n * g.m, ws, l.part, loss_out);
+  if (st == SKD_OK) st = reduce(ctx, n * g.m, ws, l.part, l.red, loss_out);
   if (st == SKD_OK && want_grad) st = pool_backward(ctx, &g, use_max, grad_scale, ws, &l, dstudent);
   return st;
 }

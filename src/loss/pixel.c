@@ -62,15 +62,24 @@ skd_status skd_pixel_loss(skd_context *ctx, const skd_pixel_loss_config *cfg, co
   const float fixed_norm = cfg->norm == SKD_PIXEL_NORM_MEAN ? (float)total : (float)hw;
   const float ignore = (float)cfg->ignore_label;
 
-  /* Workspace: [0, 2 total) per-pixel CE and KL, then one int (valid count). */
+  /* The fused kernel's grid: a work-item per 4 positions of a sample's
+   * plane, work-groups of wg_fwd along the plane; each group leaves two
+   * partial sums. */
+  const size_t wg_fwd = skd_context_wg(ctx, 64);
+  const size_t items = ((size_t)hw + 3) / 4;
+  const size_t groups_x = (items + wg_fwd - 1) / wg_fwd;
+  const int groups = (int)groups_x * s->n;
+
+  /* Workspace: [0, 2 groups) the partials (CE then KL), then one int (the
+   * valid count). */
   cl_mem ws;
   skd_kernel *kfwd, *ksum, *kcount = NULL;
-  st = skd_workspace_get(ctx, ((size_t)2 * total + 1) * sizeof(float), &ws);
+  st = skd_workspace_get(ctx, ((size_t)2 * groups + 1) * sizeof(float), &ws);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "softmax_kl", "softmax_kl_fwd", &kfwd);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "softmax_kl", "softmax_kl_sum", &ksum);
   if (st == SKD_OK && use_count) st = skd_kernel_get(ctx, "softmax_kl", "softmax_kl_count", &kcount);
   if (st != SKD_OK) return st;
-  const int count_off = 2 * total;
+  const int count_off = 2 * groups;
   const size_t wg = skd_context_wg(ctx, 256);
 
   if (use_count) {
@@ -107,11 +116,14 @@ skd_status skd_pixel_loss(skd_context *ctx, const skd_pixel_loss_config *cfg, co
   skd_arg_int(&a, dstudent != NULL);
   skd_arg_mem(&a, ws);
   skd_arg_int(&a, 0);
-  st = skd_launch_1d(ctx, &a, (size_t)total, 256);
+  skd_arg_local(&a, wg_fwd * sizeof(float));
+  size_t global[2] = {groups_x * wg_fwd, (size_t)s->n};
+  size_t local[2] = {wg_fwd, 1};
+  st = skd_launch(ctx, &a, 2, global, local);
   if (st != SKD_OK) return st;
 
   skd_args r = skd_args_begin(ksum);
-  skd_arg_int(&r, total);
+  skd_arg_int(&r, groups);
   skd_arg_mem(&r, ws);
   skd_arg_int(&r, 0);
   skd_arg_tensor(&r, loss_out);

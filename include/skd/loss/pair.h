@@ -47,7 +47,7 @@
  * Memory: pooled features, per-node norms and per-node loss partials; the
  * affinities are recomputed on the fly and the M x M matrix never exists, for
  * a local window or the global one. Workspace: 4 bytes times
- *   N M (Cs + Ct + 3)  [+ N Cs M with a gradient]  [+ N Cs M for max pooling with a gradient].
+ *   N M (Cs + Ct + 3) + 64  [+ N Cs M with a gradient]  [+ N Cs M for max pooling with a gradient].
  * Work: N M |window| (Cs + Ct) multiply-adds per pass. */
 #ifndef SKD_LOSS_PAIR_H
 #define SKD_LOSS_PAIR_H

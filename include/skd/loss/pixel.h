@@ -52,7 +52,7 @@ void skd_pixel_loss_config_default(skd_pixel_loss_config *cfg);
  *   over the valid pixels (= L - tau^2 / norm * sum of teacher entropies).
  * Everything stays on the device: two kernel passes (three with masking and
  * the mean norm, which counts the valid pixels first), no host sync. Uses the
- * context workspace (2 floats per pixel). */
+ * context workspace (2 floats per work-group of 256 pixels). */
 skd_status skd_pixel_loss(skd_context *ctx, const skd_pixel_loss_config *cfg, const skd_tensor *student_logits,
                           const skd_tensor *teacher_logits, const skd_tensor *labels, float grad_scale,
                           const skd_tensor *dstudent, const skd_tensor *loss_out, const skd_tensor *kl_out);

@@ -206,3 +206,55 @@ __kernel void conv2d_direct_bwd_x(const int cin, const int h, const int w, const
       if (ix0 + q < w) dxs[ci * h * w + ix0 + q] += acc[j][q];
   }
 }
+
+/* dweight += the weight gradient, directly (no columns): one work-item owns
+ * CONV_COB output channels x CONV_CIB input channels at one tap (ky, kx) and
+ * sums dy * x over every sample and output pixel in a fixed order
+ * (deterministic, no atomics). Only the output columns whose input column
+ * lies inside the image are visited. Channels past the ends load clamped
+ * rows and are not stored. */
+#ifndef CONV_CIB
+#define CONV_CIB 4
+#endif
+__kernel void conv2d_direct_bwd_w(const int n, const int cin, const int h, const int w, const int cout,
+                                  const int ho, const int wo, GEOMETRY, CTENSOR(x), CTENSOR(dy),
+                                  TENSOR(dweight)) {
+  const int kk = kh * kw;
+  const int ci_blocks = (cin + CONV_CIB - 1) / CONV_CIB;
+  const int g = get_global_id(0);
+  const int co0 = get_global_id(1) * CONV_COB;
+  if (g >= kk * ci_blocks) return;
+  const int tap = g % kk, ci0 = (g / kk) * CONV_CIB;
+  const int ky = tap / kw, kx = tap % kw;
+  /* ox in [ox_lo, ox_hi) keeps ix = ox*sw - pw + kx*dw inside [0, w). */
+  const int lead = pw - kx * dw;
+  const int ox_lo = lead > 0 ? (lead + sw - 1) / sw : 0;
+  const int ox_hi = min(wo, (w - 1 + lead) / sw + 1);
+  float acc[CONV_COB][CONV_CIB];
+  for (int j = 0; j < CONV_COB; j++)
+    for (int i = 0; i < CONV_CIB; i++) acc[j][i] = 0.0f;
+  for (int s = 0; s < n; s++) {
+    for (int oy = 0; oy < ho; oy++) {
+      const int iy = oy * sh - ph + ky * dh;
+      if (iy < 0 || iy >= h) continue;
+      __global const float *xr[CONV_CIB];
+      __global const float *dr[CONV_COB];
+      for (int i = 0; i < CONV_CIB; i++) xr[i] = AT(x) + ((s * cin + min(ci0 + i, cin - 1)) * h + iy) * w - lead;
+      for (int j = 0; j < CONV_COB; j++) dr[j] = AT(dy) + ((s * cout + min(co0 + j, cout - 1)) * ho + oy) * wo;
+      for (int ox = ox_lo; ox < ox_hi; ox++) {
+        float xv[CONV_CIB];
+        for (int i = 0; i < CONV_CIB; i++) xv[i] = xr[i][ox * sw];
+        for (int j = 0; j < CONV_COB; j++) {
+          const float d = dr[j][ox];
+          for (int i = 0; i < CONV_CIB; i++) acc[j][i] += d * xv[i];
+        }
+      }
+    }
+  }
+  for (int j = 0; j < CONV_COB; j++) {
+    const int co = co0 + j;
+    if (co >= cout) break;
+    for (int i = 0; i < CONV_CIB; i++)
+      if (ci0 + i < cin) AT(dweight)[(co * cin + ci0 + i) * kk + tap] += acc[j][i];
+  }
+}

@@ -11,7 +11,9 @@
 #define DEFAULT_WORKSPACE_BYTES ((size_t)256 << 20)
 #define DIRECT_COB 8 /* output channels per work-item: CONV_COB in cl/conv.cl */
 #define DIRECT_PXB 8 /* output pixels per work-item: CONV_PXB */
+#define DIRECT_CIB 4 /* input channels per work-item of the dW kernel: CONV_CIB */
 #define DIRECT_WG 64
+#define DIRECT_WG_W 8 /* few work-items per group: each one sums a whole batch */
 
 /* Sizes of one convolution, all checked to fit the kernels' int indices. */
 struct geom {
@@ -224,6 +226,31 @@ static skd_status direct_backward_x(skd_context *ctx, const skd_conv2d_params *p
   return skd_launch(ctx, &a, 3, global, local);
 }
 
+/* dweight += the weight gradient by conv2d_direct_bwd_w. */
+static skd_status direct_backward_w(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g,
+                                    const skd_tensor *x, const skd_tensor *dy, const skd_tensor *dweight) {
+  skd_kernel *k;
+  skd_status st = skd_kernel_get(ctx, "conv", "conv2d_direct_bwd_w", &k);
+  if (st != SKD_OK) return st;
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, g->n);
+  skd_arg_int(&a, g->cin);
+  skd_arg_int(&a, g->h);
+  skd_arg_int(&a, g->w);
+  skd_arg_int(&a, g->cout);
+  skd_arg_int(&a, g->ho);
+  skd_arg_int(&a, g->wo);
+  arg_geometry(&a, p);
+  skd_arg_tensor(&a, x);
+  skd_arg_tensor(&a, dy);
+  skd_arg_tensor(&a, dweight);
+  size_t taps = (size_t)p->kh * (size_t)p->kw;
+  size_t local[2] = {skd_context_wg(ctx, DIRECT_WG_W), 1};
+  size_t global[2] = {taps * (size_t)((g->cin + DIRECT_CIB - 1) / DIRECT_CIB),
+                      (size_t)((g->cout + DIRECT_COB - 1) / DIRECT_COB)};
+  return skd_launch(ctx, &a, 2, global, local);
+}
+
 static skd_status fill_bias(skd_context *ctx, const struct geom *g, const skd_tensor *bias, const skd_tensor *y) {
   skd_kernel *k;
   skd_status st = skd_kernel_get(ctx, "conv", "conv2d_fwd_bias", &k);
@@ -321,10 +348,10 @@ skd_status skd_conv2d_backward(skd_context *ctx, const skd_conv2d_params *p, con
     return st;
   }
 
-  if (dx && conv_algorithm(p) == SKD_CONV2D_DIRECT) {
-    st = direct_backward_x(ctx, p, &g, dy, weight, dx);
-    dx = NULL; /* done: the columns below serve dweight only */
-    if (st != SKD_OK || !dweight) return st;
+  if (conv_algorithm(p) == SKD_CONV2D_DIRECT) {
+    if (dx) st = direct_backward_x(ctx, p, &g, dy, weight, dx);
+    if (st == SKD_OK && dweight) st = direct_backward_w(ctx, p, &g, x, dy, dweight);
+    return st;
   }
   int chunk = 1;
   cl_mem col = NULL;

@@ -6,7 +6,7 @@
  * The bias is stored as a (1, Cout, 1, 1) tensor: the per-channel broadcast
  * shape of NCHW (PyTorch's (Cout,) vector has the same bytes).
  *
- * Device, two algorithms (skd_conv2d_algo) for the forward pass and dx:
+ * Device, two algorithms (skd_conv2d_algo):
  *   direct: one kernel (cl/conv.cl) where each work-item computes a block of
  *     output channels x a strip of pixels, reading x and W in place;
  *   im2col: columns (cl/conv.cl) into the context workspace, then one CLBlast
@@ -19,7 +19,8 @@
  * always runs.
  *
  * Backward ACCUMULATES into dx, dweight and dbias (any of them may be NULL):
- *   dweight += sum_n dy_n * col_n^T (columns + GEMM with either algorithm);
+ *   dweight: direct, each work-item sums dy * x for a block of (Cout, Cin)
+ *   at one tap over the batch; or im2col, sum_n dy_n * col_n^T by GEMM;
  *   dx: direct, each input pixel gathers the taps it fed; or im2col,
  *   dcol_n = W^T * dy_n then col2im in the same gather form (no atomics);
  *   dbias += per-channel sums of dy (one work-group per channel).
@@ -29,7 +30,7 @@
 
 #include "skd/tensor.h"
 
-/* How the forward pass runs (backward always uses columns + GEMM). */
+/* How a convolution runs on the device (forward and backward alike). */
 typedef enum skd_conv2d_algo {
   SKD_CONV2D_AUTO = 0, /* chosen per shape (see conv2d.c), or SKD_CONV_ALGO=im2col|direct */
   SKD_CONV2D_IM2COL,   /* columns + CLBlast GEMM */

@@ -75,7 +75,7 @@ const char *skd_context_tuning(const skd_context *ctx);
 
 typedef struct skd_tune_options {
   int quick;              /* tiny shapes, two candidates: for tests */
-  int max_candidates;     /* configurations compiled and timed; 0 = the default (24; 2 with quick) */
+  int max_candidates;     /* configurations compiled and timed; 0 = the default (16; 2 with quick) */
   unsigned long long seed;
   /* Progress lines for the caller to show (no newline); may be NULL. */
   void (*progress)(void *user, const char *line);

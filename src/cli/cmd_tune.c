@@ -77,7 +77,7 @@ int cmd_tune(const cli_globals *g, int argc, char **argv) {
       {"device", CLI_INT, &device, "OpenCL device by global index (as the global --device)", 0, 1000000, NULL, 0},
       {"quick", CLI_FLAG, &quick, "tiny shapes and two candidates (seconds; for tests, not for speed)", 0, 0, NULL, 0},
       {"max-candidates", CLI_INT, &max_candidates,
-       "configurations to compile and time (0: 24, minutes on a 2-core CPU; 2 with --quick)", 0, 100000, NULL,
+       "configurations to compile and time (0: 16, a few minutes on a 2-core CPU; 2 with --quick)", 0, 100000, NULL,
        0},
       {"seed", CLI_U64, &seed, "seed of the candidate sample", 0, 0, NULL, 0},
       {"out", CLI_STRING, &out, "tuning file to write (default: the device's file under the cache directory, "

@@ -352,7 +352,7 @@ skd_status skd_tune_run(skd_context *ctx, const skd_tune_options *opt, skd_tunin
   b.nshapes = opt->quick ? (int)(sizeof quick_shapes / sizeof quick_shapes[0])
                          : (int)(sizeof full_shapes / sizeof full_shapes[0]);
   b.runs = opt->quick ? 1 : 5;
-  int budget = opt->max_candidates > 0 ? opt->max_candidates : opt->quick ? 2 : 24;
+  int budget = opt->max_candidates > 0 ? opt->max_candidates : opt->quick ? 2 : 16;
   int n_xgemm = budget > 1 ? budget * 3 / 4 : 1, n_direct = budget - n_xgemm;
   unsigned long long rng = opt->seed;
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# End-to-end test of skd-cl eval, predict and train's input checks, on a tiny
+# End-to-end test of skd-cl eval, predict, train's input checks and tune, on a tiny
 # demo set: train 3 steps, evaluate (whole images; sliding windows + flip;
 # JSON), predict (list, single image, overlay, another image size), and the
 # error cases, each of which must exit non-zero with a message naming the
@@ -193,6 +193,25 @@ loss_ref=$(sed -n 's/.*"loss": \([^,]*\),.*/\1/p' t_teacher_ref/log.jsonl)
 run t_teacher_classes error "$SKD" train $DISTIL --preset generic --classes 9 --teacher ref.safetensors \
   --teacher-arch resnet18 --teacher-width 0.0625 --out t_teacher_classes
 has t_teacher_classes.err "teacher: ref.safetensors holds a network for 8 classes, not 9"
+
+# ---- tune (quick: tiny shapes, two candidates) ----
+run tune ok "$SKD" tune --quick --out tuning/quick.txt
+has tune.out "wrote tuning/quick.txt"
+has tune.out "GFLOP/s; geometric mean"
+has tune.err "tuning GEMM on"
+has tuning/quick.txt "device "
+tail -n 1 tuning/quick.txt | grep -qx end || fail "tuning/quick.txt does not end with 'end'"
+absent tuning/quick.txt.tmp
+run tune_use ok env SKD_TUNING=tuning/quick.txt "$SKD" bench --preset demo --steps 1 --warmup 0 --no-phases
+has tune_use.out "gemm tuning tuning/quick.txt"
+echo x >not_a_dir
+run tune_bad_out error "$SKD" tune --quick --out not_a_dir/t.txt
+has tune_bad_out.err "not_a_dir"
+{ grep -v '^end$' tuning/quick.txt; echo "Xgemm KWG=x"; echo end; } >tuning/bad.txt
+run tune_bad_file error env SKD_TUNING=tuning/bad.txt "$SKD" bench --preset demo --steps 1 --warmup 0
+has tune_bad_file.err "tuning/bad.txt: line"
+has tune_bad_file.err "Xgemm KWG: expected a whole number"
+has tune_bad_file.err "rerun \`skd-cl tune\` or delete the file"
 
 echo "test_cli: $FAILED failure(s), $(($(date +%s) - START)) s"
 [ $FAILED -eq 0 ]

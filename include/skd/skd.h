@@ -17,5 +17,6 @@
 #include "skd/train_config.h"
 #include "skd/train.h"
 #include "skd/evaluate.h"
+#include "skd/tune.h"
 
 #endif

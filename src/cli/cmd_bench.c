@@ -239,6 +239,7 @@ int cmd_bench(const cli_globals *g, int argc, char **argv) {
   if (st != SKD_OK) fprintf(stderr, "skd-cl bench: %s\n", skd_error_last());
   else if (json) print_json(ctx->info.name, p, steps, warmup, phases, ms, phase, &m);
   else print_text(ctx->info.name, p, steps, warmup, phases, ms, phase, &m);
+  if (st == SKD_OK && !json) printf("gemm tuning %s\n", skd_context_tuning(ctx));
   fflush(stdout);
   skd_trainer_free(t);
   cli_close_context(ctx);

@@ -76,17 +76,23 @@ static skd_status check_args(skd_trans ta, skd_trans tb, int m, int n, int k, co
 
 static CLBlastTranspose trans(skd_trans t) { return t ? CLBlastTransposeYes : CLBlastTransposeNo; }
 
-skd_status skd_gemm(skd_context *ctx, skd_trans trans_a, skd_trans trans_b, int m, int n, int k, float alpha,
-                    skd_matrix a, skd_matrix b, float beta, skd_matrix c) {
-  skd_status st = check_args(trans_a, trans_b, m, n, k, &a, 0, &b, 0, &c, 0, 1);
-  if (st != SKD_OK) return st;
+/* One checked product; its profile entry is `profile`. */
+static skd_status sgemm(skd_context *ctx, const char *profile, skd_trans trans_a, skd_trans trans_b, int m, int n,
+                        int k, float alpha, skd_matrix a, skd_matrix b, float beta, skd_matrix c) {
   cl_event ev = NULL;
   CLBlastStatusCode code = CLBlastSgemm(
       CLBlastLayoutRowMajor, trans(trans_a), trans(trans_b), (size_t)m, (size_t)n, (size_t)k, alpha, a.mem,
       a.offset, (size_t)a.ld, b.mem, b.offset, (size_t)b.ld, beta, c.mem, c.offset, (size_t)c.ld, &ctx->queue,
       ctx->profiling ? &ev : NULL);
-  if (code == CLBlastSuccess && ev) skd_profile_event(ctx, "clblast_sgemm", ev);
+  if (code == CLBlastSuccess && ev) skd_profile_event(ctx, profile, ev);
   return clblast_check(code, "CLBlastSgemm", m, n, k);
+}
+
+skd_status skd_gemm(skd_context *ctx, skd_trans trans_a, skd_trans trans_b, int m, int n, int k, float alpha,
+                    skd_matrix a, skd_matrix b, float beta, skd_matrix c) {
+  skd_status st = check_args(trans_a, trans_b, m, n, k, &a, 0, &b, 0, &c, 0, 1);
+  if (st != SKD_OK) return st;
+  return sgemm(ctx, "clblast_sgemm", trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
 }
 
 skd_status skd_gemm_batched(skd_context *ctx, skd_trans trans_a, skd_trans trans_b, int m, int n, int k,
@@ -96,6 +102,21 @@ skd_status skd_gemm_batched(skd_context *ctx, skd_trans trans_a, skd_trans trans
   if (batch == 1) return skd_gemm(ctx, trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
   skd_status st = check_args(trans_a, trans_b, m, n, k, &a, stride_a, &b, stride_b, &c, stride_c, batch);
   if (st != SKD_OK) return st;
+  /* CLBlast 1.5.3's indirect strided-batched path computes wrong results
+   * for a shared operand (stride 0) once the sizes need padding (seen on
+   * PoCL: TN with A shared, NN and TN with B shared; the direct path is
+   * fine). Which path runs depends on the tuning, so shared operands are
+   * multiplied one product at a time. */
+  if (stride_a == 0 || stride_b == 0) {
+    for (int i = 0; st == SKD_OK && i < batch; i++) {
+      skd_matrix ai = a, bi = b, ci = c;
+      ai.offset += (size_t)i * stride_a;
+      bi.offset += (size_t)i * stride_b;
+      ci.offset += (size_t)i * stride_c;
+      st = sgemm(ctx, "clblast_sgemm_batched", trans_a, trans_b, m, n, k, alpha, ai, bi, beta, ci);
+    }
+    return st;
+  }
   cl_event ev = NULL;
   CLBlastStatusCode code = CLBlastSgemmStridedBatched(
       CLBlastLayoutRowMajor, trans(trans_a), trans(trans_b), (size_t)m, (size_t)n, (size_t)k, alpha, a.mem,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "runtime/runtime_private.h"
+#include "skd/tune.h"
 
 skd_status skd_cl_check(cl_int err, const char *what) {
   if (err == CL_SUCCESS) return SKD_OK;
@@ -27,6 +28,7 @@ static void choose_cache_dir(struct skd_runtime_private *p, const skd_context_op
   else if (xdg && *xdg) snprintf(p->cache_dir, sizeof p->cache_dir, "%s/skd-cl", xdg);
   else if (home && *home) snprintf(p->cache_dir, sizeof p->cache_dir, "%s/.cache/skd-cl", home);
   else p->cache_enabled = 0;
+  snprintf(p->cache_root, sizeof p->cache_root, "%s", p->cache_dir); /* the tuning files live there too */
   if (!p->cache_enabled) p->cache_dir[0] = '\0';
 }
 
@@ -79,6 +81,7 @@ skd_status skd_context_create(skd_context **out, const skd_context_options *opti
   /* clCreateCommandQueue is deprecated in 2.0 but is the one call every 1.2+ driver has. */
   ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, qp, &err);
   if (err != CL_SUCCESS) st = skd_cl_check(err, "clCreateCommandQueue");
+  else st = skd_tuning_load(ctx, options->tuning);
 done:
   if (st != SKD_OK) {
     skd_context_free(ctx);

@@ -32,6 +32,8 @@ struct pending_event {
 
 struct skd_runtime_private {
   char cache_dir[1024];
+  char cache_root[1024];         /* cache_dir even when the kernel cache is off ("" if none) */
+  char tuning[1100];             /* the GEMM tuning in use: a file's path or "defaults" */
   int cache_enabled;
   int last_build_from_cache;
   struct program_entry programs[SKD_MAX_PROGRAMS];

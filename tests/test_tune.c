@@ -1,0 +1,295 @@
+/* GEMM tuning: a quick search writes a file that reads back identically;
+ * GEMMs under a loaded tuning (both CLBlast paths; NN, NT, TN; odd sizes;
+ * batched) match the host reference; malformed files are errors naming the
+ * file, line and field, and change nothing; a file for another device is
+ * ignored; the per-device default file and $SKD_TUNING. */
+#include <unistd.h>
+
+#include "support.h"
+
+#include "skd/tune.h"
+
+/* Valid, non-default parameters (small tiles: quick to build). */
+static const size_t test_xgemm[SKD_TUNE_XGEMM_PARAMS] = {0, 1, 16, 2, 8, 8, 32, 8, 8, 32, 1, 1, 0, 0, 2, 2};
+static const size_t test_direct[SKD_TUNE_DIRECT_PARAMS] = {2, 8, 8, 8, 8, 1, 1, 2, 2, 16};
+#define TEST_THRESHOLD 24 /* products below 24^3 run XgemmDirect */
+
+static skd_tuning test_tuning(const skd_device_info *d) {
+  skd_tuning t;
+  skd_tuning_init(&t, d);
+  t.has_xgemm = t.has_direct = t.has_routine = 1;
+  memcpy(t.xgemm, test_xgemm, sizeof t.xgemm);
+  memcpy(t.direct, test_direct, sizeof t.direct);
+  t.min_indirect = TEST_THRESHOLD;
+  return t;
+}
+
+static void expect_same(const skd_tuning *a, const skd_tuning *b) {
+  ck_assert_str_eq(a->platform, b->platform);
+  ck_assert_str_eq(a->device, b->device);
+  ck_assert_str_eq(a->driver, b->driver);
+  ck_assert_int_eq(a->has_xgemm, b->has_xgemm);
+  ck_assert_int_eq(a->has_direct, b->has_direct);
+  ck_assert_int_eq(a->has_routine, b->has_routine);
+  if (a->has_xgemm) ck_assert(memcmp(a->xgemm, b->xgemm, sizeof a->xgemm) == 0);
+  if (a->has_direct) ck_assert(memcmp(a->direct, b->direct, sizeof a->direct) == 0);
+  if (a->has_routine) ck_assert_uint_eq(a->min_indirect, b->min_indirect);
+}
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  ck_assert_msg(f != NULL, "cannot write %s", path);
+  fputs(text, f);
+  fclose(f);
+}
+
+static char *read_text(const char *path) {
+  static char buf[8192];
+  FILE *f = fopen(path, "r");
+  ck_assert_msg(f != NULL, "cannot read %s", path);
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = '\0';
+  fclose(f);
+  return buf;
+}
+
+START_TEST(quick_tune_round_trip) {
+  skd_tune_options opt;
+  skd_tune_options_default(&opt);
+  opt.quick = 1;
+  skd_tuning t;
+  skd_tune_report rep;
+  CK_OK(skd_tune_run(T, &opt, &t, &rep));
+  ck_assert_int_eq(rep.nshapes, 3);
+  ck_assert_int_ge(rep.tried, 2);
+  ck_assert(skd_tuning_matches(&t, &T->info));
+  for (int i = 0; i < rep.nshapes; i++) ck_assert(rep.shapes[i].gflops_default > 0 && rep.shapes[i].gflops_tuned > 0);
+  const char *path = tmp_path("sub/dir/quick.txt"); /* missing directories are made */
+  CK_OK(skd_tuning_write(&t, path));
+  skd_tuning back;
+  CK_OK(skd_tuning_read(&back, path));
+  expect_same(&t, &back);
+  /* The same again with every kernel present, and a second write is byte-identical. */
+  skd_tuning full = test_tuning(&T->info);
+  CK_OK(skd_tuning_write(&full, tmp_path("full.txt")));
+  CK_OK(skd_tuning_read(&back, tmp_path("full.txt")));
+  expect_same(&full, &back);
+  char first[8192];
+  snprintf(first, sizeof first, "%s", read_text(tmp_path("full.txt")));
+  CK_OK(skd_tuning_write(&back, tmp_path("full.txt")));
+  ck_assert_str_eq(first, read_text(tmp_path("full.txt")));
+  ck_assert_ptr_nonnull(strstr(first, "\nXgemm GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=8"));
+  ck_assert_ptr_nonnull(strstr(first, "\nGemmRoutine XGEMM_MIN_INDIRECT_SIZE=24\nend\n"));
+}
+END_TEST
+
+/* C = op(A) op(B) for `batch` contiguous products (A shared when share_a). */
+static void check_gemm(skd_context *ctx, skd_trans ta, skd_trans tb, int m, int n, int k, int batch, int share_a,
+                       const char *label) {
+  size_t sa = share_a ? 0 : (size_t)m * k, sb = (size_t)k * n, sc = (size_t)m * n;
+  int lda = ta ? m : k, ldb = tb ? k : n;
+  float *ha = host_random(share_a ? (size_t)m * k : sa * batch, -1.0f, 1.0f);
+  float *hb = host_random(sb * batch, -1.0f, 1.0f);
+  float *ref = host_alloc(sc * batch);
+  skd_ref_gemm_batched(ta, tb, m, n, k, 1.0f, ha, lda, sa, hb, ldb, sb, 0.0f, ref, n, sc, batch);
+  skd_tensor da = dev_upload(ha, 1, 1, 1, (int)(share_a ? (size_t)m * k : sa * batch));
+  skd_tensor db = dev_upload(hb, 1, 1, 1, (int)(sb * batch));
+  skd_tensor dc = dev_zeros(1, 1, 1, (int)(sc * batch));
+  CK_OK(skd_gemm_batched(ctx, ta, tb, m, n, k, 1.0f, skd_matrix_of(da.mem, da.offset, lda), sa,
+                         skd_matrix_of(db.mem, db.offset, ldb), sb, 0.0f, skd_matrix_of(dc.mem, dc.offset, n), sc,
+                         batch));
+  float *got = host_alloc(sc * batch);
+  dev_download(&dc, got);
+  char check[96];
+  snprintf(check, sizeof check, "%s %s%s %dx%dx%d batch %d", label, ta ? "T" : "N", tb ? "T" : "N", m, n, k, batch);
+  check_error("gemm_tuned", check, rel_error(got, ref, sc * batch), 1e-5);
+}
+
+START_TEST(gemm_under_loaded_tuning) {
+  skd_tuning t = test_tuning(&T->info);
+  const char *path = tmp_path("tuned.txt");
+  CK_OK(skd_tuning_write(&t, path));
+  /* What skd_context_create does, on T (whose buffers the dev_ helpers make). */
+  CK_OK(skd_tuning_load(T, path));
+  ck_assert_str_eq(skd_context_tuning(T), path);
+  skd_context *ctx = T;
+  /* Below the threshold: XgemmDirect. */
+  check_gemm(ctx, SKD_NO_TRANS, SKD_NO_TRANS, 7, 9, 5, 1, 0, "direct");
+  check_gemm(ctx, SKD_NO_TRANS, SKD_TRANS, 13, 11, 17, 1, 0, "direct");
+  check_gemm(ctx, SKD_TRANS, SKD_NO_TRANS, 9, 21, 6, 1, 0, "direct");
+  check_gemm(ctx, SKD_NO_TRANS, SKD_NO_TRANS, 5, 7, 9, 3, 1, "direct");
+  /* Above: the padded Xgemm kernel, sizes no multiple of its 32x32 tiles. */
+  check_gemm(ctx, SKD_NO_TRANS, SKD_NO_TRANS, 67, 45, 33, 1, 0, "indirect");
+  check_gemm(ctx, SKD_NO_TRANS, SKD_TRANS, 50, 70, 41, 1, 0, "indirect");
+  check_gemm(ctx, SKD_TRANS, SKD_NO_TRANS, 45, 66, 37, 1, 0, "indirect");
+  check_gemm(ctx, SKD_TRANS, SKD_NO_TRANS, 40, 33, 51, 3, 1, "indirect");
+  /* A shared operand on the indirect path (CLBlast's batched routine gets it wrong; skd_gemm_batched avoids it). */
+  check_gemm(ctx, SKD_TRANS, SKD_NO_TRANS, 64, 64, 576, 3, 1, "indirect");
+}
+END_TEST
+
+static const char good_header[] = "# a comment\nplatform %s\ndevice %s\ndriver %s\n";
+static const char good_xgemm[] =
+    "Xgemm GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=8 MDIMC=8 MWG=32 NDIMB=8 NDIMC=8 NWG=32 SA=1 SB=1 STRM=0 STRN=0 VWM=2 "
+    "VWN=2\n";
+
+/* The device's header, then body (whose first line is line 5). */
+static void write_tuning(const char *path, const skd_device_info *d, const char *body) {
+  char text[4096];
+  int n = snprintf(text, sizeof text, good_header, d->platform, d->name, d->driver_version);
+  snprintf(text + n, sizeof text - (size_t)n, "%s", body);
+  write_text(path, text);
+}
+
+static void expect_malformed(const char *name, const char *body, const char *line, const char *field,
+                             const char *what) {
+  const char *path = tmp_path(name);
+  write_tuning(path, &T->info, body);
+  skd_tuning t;
+  memset(&t, 0x5a, sizeof t);
+  skd_tuning before = t;
+  skd_status st = skd_tuning_read(&t, path);
+  ck_assert_int_eq(st, SKD_EFORMAT);
+  const char *msg = skd_error_last();
+  ck_assert_msg(strstr(msg, path) && strstr(msg, line) && strstr(msg, field) && strstr(msg, what) &&
+                    strstr(msg, "rerun `skd-cl tune` or delete the file"),
+                "%s: message '%s' lacks '%s', '%s' or '%s'", name, msg, line, field, what);
+  ck_assert_msg(memcmp(&t, &before, sizeof t) == 0, "%s: the output changed on error", name);
+  /* A context asked for the file fails with the same message; T keeps its tuning. */
+  char keep[1200];
+  snprintf(keep, sizeof keep, "%s", skd_context_tuning(T));
+  skd_context_options o;
+  skd_context_options_default(&o);
+  o.device_index = T->info.index;
+  o.tuning = path;
+  skd_context *ctx = NULL;
+  ck_assert_int_eq(skd_context_create(&ctx, &o), SKD_EFORMAT);
+  ck_assert_ptr_null(ctx);
+  ck_assert_msg(strstr(skd_error_last(), field), "%s: context error '%s'", name, skd_error_last());
+  ck_assert_str_eq(skd_context_tuning(T), keep);
+}
+
+START_TEST(malformed_files) {
+  expect_malformed("kernel.txt", "Xgemmz GEMMK=0\nend\n", "line 5", "'Xgemmz'", "unknown kernel");
+  expect_malformed("param.txt",
+                   "Xgemm GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=8 MDIMC=8 MWG=32 NDIMB=8 NDIMC=8 NWG=32 SA=1 SB=1 STRM=0 "
+                   "STRN=0 VWM=2 VWN=2 FOO=3\nend\n",
+                   "line 5", "Xgemm FOO", "unknown parameter");
+  expect_malformed("missing.txt",
+                   "Xgemm GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=8 MDIMC=8 MWG=32 NDIMB=8 NDIMC=8 NWG=32 SA=1 SB=1 STRM=0 "
+                   "STRN=0 VWM=2\nend\n",
+                   "line 5", "Xgemm VWN", "missing");
+  expect_malformed("number.txt", "GemmRoutine XGEMM_MIN_INDIRECT_SIZE=abc\nend\n", "line 5",
+                   "GemmRoutine XGEMM_MIN_INDIRECT_SIZE", "expected a whole number");
+  expect_malformed("negative.txt", "XgemmDirect KWID=-2 MDIMAD=8\nend\n", "line 5", "XgemmDirect KWID",
+                   "expected a whole number");
+  expect_malformed("equals.txt", "\nXgemmDirect KWID2\nend\n", "line 6", "XgemmDirect 'KWID2'", "NAME=VALUE");
+  expect_malformed("truncated.txt", good_xgemm, "line 6", "end", "truncated");
+  expect_malformed("twice.txt", "GemmRoutine XGEMM_MIN_INDIRECT_SIZE=8 XGEMM_MIN_INDIRECT_SIZE=9\nend\n", "line 5",
+                   "GemmRoutine XGEMM_MIN_INDIRECT_SIZE", "twice");
+  expect_malformed("constraint.txt",
+                   "Xgemm GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=8 MDIMC=8 MWG=48 NDIMB=8 NDIMC=8 NWG=32 SA=1 SB=1 STRM=0 "
+                   "STRN=0 VWM=4 VWN=2\nend\n",
+                   "line 5", "Xgemm MWG", "multiple of MDIMC*VWM");
+  expect_malformed("after_end.txt", "end\nGemmRoutine XGEMM_MIN_INDIRECT_SIZE=8\n", "line 6", "end", "follow");
+  /* No device lines at all. */
+  const char *path = tmp_path("anonymous.txt");
+  write_text(path, "GemmRoutine XGEMM_MIN_INDIRECT_SIZE=8\nend\n");
+  skd_tuning t;
+  ck_assert_int_eq(skd_tuning_read(&t, path), SKD_EFORMAT);
+  ck_assert_ptr_nonnull(strstr(skd_error_last(), "platform: missing"));
+  /* A file that is not there, given explicitly. */
+  ck_assert_int_eq(skd_tuning_read(&t, tmp_path("absent.txt")), SKD_EIO);
+  ck_assert_ptr_nonnull(strstr(skd_error_last(), "absent.txt"));
+}
+END_TEST
+
+START_TEST(other_device_ignored) {
+  skd_device_info other = T->info;
+  snprintf(other.name, sizeof other.name, "Some Other GPU");
+  const char *path = tmp_path("other.txt");
+  write_tuning(path, &other, "GemmRoutine XGEMM_MIN_INDIRECT_SIZE=8\nend\n");
+  skd_device_info old_driver = T->info;
+  snprintf(old_driver.driver_version, sizeof old_driver.driver_version, "0.0-old");
+  const char *path2 = tmp_path("old_driver.txt");
+  write_tuning(path2, &old_driver, "GemmRoutine XGEMM_MIN_INDIRECT_SIZE=8\nend\n");
+  const char *paths[2] = {path, path2};
+  for (int i = 0; i < 2; i++) {
+    skd_context_options o;
+    skd_context_options_default(&o);
+    o.device_index = T->info.index;
+    o.tuning = paths[i];
+    skd_context *ctx = NULL;
+    CK_OK(skd_context_create(&ctx, &o));
+    ck_assert_str_eq(skd_context_tuning(ctx), "defaults");
+    skd_context_free(ctx);
+  }
+}
+END_TEST
+
+START_TEST(default_file_and_environment) {
+  setenv("SKD_CACHE_DIR", tmp_path("cache"), 1);
+  unsetenv("SKD_TUNING");
+  skd_context_options o;
+  skd_context_options_default(&o);
+  o.device_index = T->info.index;
+  skd_context *ctx = NULL;
+  CK_OK(skd_context_create(&ctx, &o));
+  ck_assert_str_eq(skd_context_tuning(ctx), "defaults"); /* never tuned */
+  char path[1200];
+  CK_OK(skd_tuning_default_path(ctx, path, sizeof path));
+  ck_assert_msg(strncmp(path, tmp_path("cache/tuning/"), strlen(tmp_path("cache/tuning/"))) == 0, "path %s", path);
+  ck_assert_str_eq(path + strlen(path) - 4, ".txt");
+  skd_tuning t = test_tuning(&ctx->info);
+  CK_OK(skd_tuning_write(&t, path));
+  skd_context_free(ctx);
+
+  CK_OK(skd_context_create(&ctx, &o));
+  ck_assert_str_eq(skd_context_tuning(ctx), path);
+  skd_context_free(ctx);
+  /* The kernel cache switched off does not hide the tuning. */
+  o.disable_cache = 1;
+  CK_OK(skd_context_create(&ctx, &o));
+  ck_assert_str_eq(skd_context_tuning(ctx), path);
+  skd_context_free(ctx);
+  o.disable_cache = 0;
+  setenv("SKD_TUNING", "off", 1);
+  CK_OK(skd_context_create(&ctx, &o));
+  ck_assert_str_eq(skd_context_tuning(ctx), "defaults");
+  skd_context_free(ctx);
+  o.tuning = path; /* the option wins over the environment */
+  CK_OK(skd_context_create(&ctx, &o));
+  ck_assert_str_eq(skd_context_tuning(ctx), path);
+  skd_context_free(ctx);
+  unsetenv("SKD_TUNING");
+  /* A broken default file is an error, not silently skipped. */
+  write_text(path, "platform x\n");
+  o.tuning = NULL;
+  ck_assert_int_eq(skd_context_create(&ctx, &o), SKD_EFORMAT);
+  ck_assert_ptr_nonnull(strstr(skd_error_last(), path));
+}
+END_TEST
+
+START_TEST(write_errors) {
+  write_text(tmp_path("plain"), "x");
+  skd_tuning t = test_tuning(&T->info);
+  const char *bad = tmp_path("plain/sub/t.txt");
+  ck_assert_int_eq(skd_tuning_write(&t, bad), SKD_EIO);
+  ck_assert_ptr_nonnull(strstr(skd_error_last(), "plain"));
+  ck_assert_int_ne(access(bad, F_OK), 0);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("tune");
+  TCase *tc = support_tcase("tune");
+  support_add_tmpdir(tc);
+  tcase_add_test(tc, quick_tune_round_trip);
+  tcase_add_test(tc, gemm_under_loaded_tuning);
+  tcase_add_test(tc, malformed_files);
+  tcase_add_test(tc, other_device_ignored);
+  tcase_add_test(tc, default_file_and_environment);
+  tcase_add_test(tc, write_errors);
+  suite_add_tcase(s, tc);
+  return support_main(s);
+}

@@ -75,8 +75,8 @@ static void run_case(const struct conv_case *c) {
   setup_case(&d, c);
   float *yref = host_alloc(d.ny);
   skd_ref_conv2d_forward(&c->p, c->n, c->cin, c->h, c->w, c->cout, d.x, d.wt, c->bias ? d.b : NULL, yref);
-  static const skd_conv2d_algo algos[] = {SKD_CONV2D_AUTO, SKD_CONV2D_IM2COL, SKD_CONV2D_DIRECT};
-  static const char *const algo_names[] = {"auto", "im2col", "direct"};
+  static const skd_conv2d_algo algos[] = {SKD_CONV2D_AUTO, SKD_CONV2D_GEMM, SKD_CONV2D_DIRECT};
+  static const char *const algo_names[] = {"auto", "gemm", "direct"};
   for (int a = 0; a < 3; a++) {
     skd_conv2d_params p = c->p;
     p.algo = algos[a];
@@ -211,7 +211,7 @@ START_TEST(profiled) {
   skd_context *ctx = NULL;
   CK_OK(skd_context_create(&ctx, &opt));
   skd_conv2d_params p = skd_conv2d_params_make(3, 1, 1, 1);
-  p.algo = SKD_CONV2D_IM2COL; /* the forward's batched GEMM */
+  p.algo = SKD_CONV2D_GEMM; /* the forward's batched GEMM */
   skd_tensor x, wt, dw, y;
   CK_OK(skd_tensor_alloc(ctx, &x, 2, 3, 6, 5));
   CK_OK(skd_tensor_alloc(ctx, &wt, 4, 3, 3, 3));

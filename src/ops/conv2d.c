@@ -86,16 +86,14 @@ static int pointwise(const skd_conv2d_params *p) {
   return p->kh == 1 && p->kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 && p->pad_w == 0;
 }
 
-/* The algorithm for the forward pass and dx: the caller's choice, else
- * SKD_CONV_ALGO from the environment (im2col / direct), else direct for
- * every kernel larger than 1x1 (measured faster for all the networks' 3x3
- * layers on the devices we have: docs/PERFORMANCE.md), and the GEMM on x
- * itself for a pointwise convolution, which has no columns to save. */
+/* The algorithm for both passes: the caller's choice, else SKD_CONV_ALGO
+ * from the environment (gemm / direct), else direct (measured faster for
+ * every layer shape of the presets on the devices we have:
+ * docs/PERFORMANCE.md). */
 static skd_conv2d_algo conv_algorithm(const skd_conv2d_params *p) {
   if (p->algo != SKD_CONV2D_AUTO) return p->algo;
-  if (pointwise(p)) return SKD_CONV2D_IM2COL;
   const char *env = getenv("SKD_CONV_ALGO");
-  if (env && strcmp(env, "im2col") == 0) return SKD_CONV2D_IM2COL;
+  if (env && strcmp(env, "gemm") == 0) return SKD_CONV2D_GEMM;
   return SKD_CONV2D_DIRECT;
 }
 
@@ -332,6 +330,11 @@ skd_status skd_conv2d_backward(skd_context *ctx, const skd_conv2d_params *p, con
   if (dbias) st = bias_grad(ctx, &g, dy, dbias);
   if (st != SKD_OK || (!dx && !dweight)) return st;
 
+  if (conv_algorithm(p) == SKD_CONV2D_DIRECT) {
+    if (dx) st = direct_backward_x(ctx, p, &g, dy, weight, dx);
+    if (st == SKD_OK && dweight) st = direct_backward_w(ctx, p, &g, x, dy, dweight);
+    return st;
+  }
   skd_matrix wm = skd_matrix_of(weight->mem, weight->offset, g.k);
   size_t dy_stride = (size_t)g.cout * g.plane;
   if (pointwise(p)) {
@@ -348,11 +351,6 @@ skd_status skd_conv2d_backward(skd_context *ctx, const skd_conv2d_params *p, con
     return st;
   }
 
-  if (conv_algorithm(p) == SKD_CONV2D_DIRECT) {
-    if (dx) st = direct_backward_x(ctx, p, &g, dy, weight, dx);
-    if (st == SKD_OK && dweight) st = direct_backward_w(ctx, p, &g, x, dy, dweight);
-    return st;
-  }
   int chunk = 1;
   cl_mem col = NULL;
   st = plan_chunk(ctx, &g, &chunk);

@@ -6,25 +6,23 @@
  * The bias is stored as a (1, Cout, 1, 1) tensor: the per-channel broadcast
  * shape of NCHW (PyTorch's (Cout,) vector has the same bytes).
  *
- * Device, two algorithms (skd_conv2d_algo):
- *   direct: one kernel (cl/conv.cl) where each work-item computes a block of
- *     output channels x a strip of pixels, reading x and W in place;
- *   im2col: columns (cl/conv.cl) into the context workspace, then one CLBlast
- *     GEMM per sample (batched over a chunk of samples): y_n = W (Cout x K) *
- *     col_n (K x Ho*Wo), K = Cin*kh*kw.
- * AUTO picks direct for kernels larger than 1x1; a 1x1, stride-1, unpadded
- * convolution multiplies W by x directly. The column chunk is as many
- * samples as fit in SKD_CONV_WORKSPACE_BYTES (environment; default 256 MiB,
- * and never over the device's largest allocation); at least one sample
- * always runs.
+ * Device, two algorithms (skd_conv2d_algo), forward and backward alike:
+ *   direct: kernels of cl/conv.cl that read x, W and dy in place. Forward:
+ *     each work-item computes a block of output channels x a strip of pixels;
+ *     dx: each input pixel gathers the taps it fed; dW: each work-item sums
+ *     dy * x over the batch for a block of (Cout, Cin) at one tap.
+ *   gemm: columns (im2col) into the context workspace, then CLBlast GEMMs per
+ *     sample (batched over a chunk of samples): y_n = W (Cout x K) * col_n
+ *     (K x Ho*Wo), K = Cin*kh*kw; dW += sum_n dy_n * col_n^T; dcol_n = W^T *
+ *     dy_n then col2im in gather form. A 1x1, stride-1, unpadded convolution
+ *     multiplies by x itself, without columns. The column chunk is as many
+ *     samples as fit in SKD_CONV_WORKSPACE_BYTES (environment; default 256
+ *     MiB, never over the device's largest allocation; at least one sample).
+ * AUTO is direct unless SKD_CONV_ALGO=gemm (see conv2d.c for why).
  *
- * Backward ACCUMULATES into dx, dweight and dbias (any of them may be NULL):
- *   dweight: direct, each work-item sums dy * x for a block of (Cout, Cin)
- *   at one tap over the batch; or im2col, sum_n dy_n * col_n^T by GEMM;
- *   dx: direct, each input pixel gathers the taps it fed; or im2col,
- *   dcol_n = W^T * dy_n then col2im in the same gather form (no atomics);
- *   dbias += per-channel sums of dy (one work-group per channel).
- * Every result is deterministic: the same inputs give the same bits. */
+ * Backward ACCUMULATES into dx, dweight and dbias (any of them may be NULL);
+ * dbias += per-channel sums of dy (one work-group per channel). No atomics:
+ * every result is deterministic: the same inputs give the same bits. */
 #ifndef SKD_OPS_CONV2D_H
 #define SKD_OPS_CONV2D_H
 
@@ -32,9 +30,9 @@
 
 /* How a convolution runs on the device (forward and backward alike). */
 typedef enum skd_conv2d_algo {
-  SKD_CONV2D_AUTO = 0, /* chosen per shape (see conv2d.c), or SKD_CONV_ALGO=im2col|direct */
-  SKD_CONV2D_IM2COL,   /* columns + CLBlast GEMM */
-  SKD_CONV2D_DIRECT    /* one kernel, no columns */
+  SKD_CONV2D_AUTO = 0, /* the default rule, or SKD_CONV_ALGO=gemm|direct */
+  SKD_CONV2D_GEMM,     /* columns + CLBlast GEMM */
+  SKD_CONV2D_DIRECT    /* our direct kernels, no columns */
 } skd_conv2d_algo;
 
 typedef struct skd_conv2d_params {
@@ -42,7 +40,7 @@ typedef struct skd_conv2d_params {
   int stride_h, stride_w;     /* >= 1 */
   int pad_h, pad_w;           /* zero padding on both sides, >= 0 */
   int dilation_h, dilation_w; /* >= 1 */
-  skd_conv2d_algo algo;       /* forward algorithm; AUTO unless a test or benchmark forces one */
+  skd_conv2d_algo algo;       /* AUTO unless a test or a benchmark forces one */
 } skd_conv2d_params;
 
 /* A square kernel with the same stride, padding and dilation on both axes. */

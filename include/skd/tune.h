@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "skd/ops/conv2d.h"
 #include "skd/ops/matmul.h"
 #include "skd/runtime.h"
 
@@ -19,6 +20,41 @@
 #define SKD_TUNE_DIRECT_PARAMS 10
 extern const char *const skd_tune_xgemm_names[SKD_TUNE_XGEMM_PARAMS];
 extern const char *const skd_tune_direct_names[SKD_TUNE_DIRECT_PARAMS];
+
+/* The convolution's per-device choices: the default algorithm and the
+ * direct kernels' blocking (cl/conv.cl's CONV_COB, CONV_PXB, CONV_CIB and
+ * the host's work-group sizes), plus exact shapes where the other
+ * algorithm wins. skd_conv_tuning_default is what an untuned context uses
+ * (the values cl/conv.cl and conv2d.c had before tuning existed). */
+#define SKD_CONV_MAX_RULES 32
+
+typedef struct skd_conv_rule {
+  int n, cin, h, w, cout;  /* input (N, Cin, H, W), Cout output channels */
+  skd_conv2d_params p;     /* geometry; p.algo is the algorithm for this shape */
+} skd_conv_rule;
+
+typedef struct skd_conv_tuning {
+  skd_conv2d_algo algo; /* SKD_CONV2D_DIRECT or SKD_CONV2D_GEMM */
+  int cob, pxb, cib;    /* output channels, pixels per work-item; input channels per dW work-item */
+  int wg, wg_w;         /* work-group sizes of the fwd / dx and of the dW kernels */
+  int nrules;
+  skd_conv_rule rules[SKD_CONV_MAX_RULES];
+} skd_conv_tuning;
+
+void skd_conv_tuning_default(skd_conv_tuning *c);
+
+/* -1 when the blocking is usable (every value in 1..64, wg and wg_w in
+ * 1..1024); else 0..4 for the field at fault (cob, pxb, cib, wg, wg_w). */
+int skd_conv_tuning_invalid(const skd_conv_tuning *c);
+
+/* Makes c the convolution tuning of ctx: the algorithm rules for AUTO and
+ * the blocking, passed to cl/conv.cl as -D options (the "conv" programs
+ * built before are dropped and rebuilt on next use). SKD_EINVAL for an
+ * invalid blocking. */
+skd_status skd_context_set_conv_tuning(skd_context *ctx, const skd_conv_tuning *c);
+
+/* The convolution tuning ctx runs with. */
+const skd_conv_tuning *skd_context_conv_tuning(const skd_context *ctx);
 
 /* One device's tuning. A kernel that is not `has_` keeps CLBlast's own
  * database values (the search keeps them when nothing beat them). */
@@ -30,6 +66,8 @@ typedef struct skd_tuning {
   size_t xgemm[SKD_TUNE_XGEMM_PARAMS];   /* GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG SA SB STRM STRN VWM VWN */
   size_t direct[SKD_TUNE_DIRECT_PARAMS]; /* KWID MDIMAD MDIMCD NDIMBD NDIMCD PADA PADB VWMD VWND WGD */
   size_t min_indirect;                   /* GemmRoutine XGEMM_MIN_INDIRECT_SIZE */
+  int has_conv;                          /* a Conv line (and ConvShape lines); else the defaults */
+  skd_conv_tuning conv;
   /* Informational, written as comments: GFLOP/s over the tuning shapes
    * (geometric mean) with CLBlast's defaults and tuned; 0 = unknown. */
   double gflops_default, gflops_tuned;

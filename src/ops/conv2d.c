@@ -7,13 +7,12 @@
 
 #include "skd/ops/conv2d.h"
 #include "skd/ops/matmul.h"
+#include "skd/tune.h"
 
 #define DEFAULT_WORKSPACE_BYTES ((size_t)256 << 20)
-#define DIRECT_COB 8 /* output channels per work-item: CONV_COB in cl/conv.cl */
-#define DIRECT_PXB 8 /* output pixels per work-item: CONV_PXB */
-#define DIRECT_CIB 4 /* input channels per work-item of the dW kernel: CONV_CIB */
-#define DIRECT_WG 64
-#define DIRECT_WG_W 8 /* few work-items per group: each one sums a whole batch */
+/* The direct kernels' blocking (output channels, pixels and, for dW, input
+ * channels per work-item; work-group sizes) is the context's conv tuning
+ * (skd/tune.h), which also builds cl/conv.cl with the same values. */
 
 /* Sizes of one convolution, all checked to fit the kernels' int indices. */
 struct geom {
@@ -86,15 +85,30 @@ static int pointwise(const skd_conv2d_params *p) {
   return p->kh == 1 && p->kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 && p->pad_w == 0;
 }
 
+static int same_geometry(const skd_conv2d_params *a, const skd_conv2d_params *b) {
+  return a->kh == b->kh && a->kw == b->kw && a->stride_h == b->stride_h && a->stride_w == b->stride_w &&
+         a->pad_h == b->pad_h && a->pad_w == b->pad_w && a->dilation_h == b->dilation_h &&
+         a->dilation_w == b->dilation_w;
+}
+
 /* The algorithm for both passes: the caller's choice, else SKD_CONV_ALGO
- * from the environment (gemm / direct), else direct (measured faster for
- * every layer shape of the presets on the devices we have:
+ * from the environment (gemm / direct; for experiments), else the device's
+ * tuning: a rule for this exact shape, else its default algorithm (direct
+ * untuned: measured faster for the presets' layers on PoCL, see
  * docs/PERFORMANCE.md). */
-static skd_conv2d_algo conv_algorithm(const skd_conv2d_params *p) {
+static skd_conv2d_algo conv_algorithm(const skd_context *ctx, const skd_conv2d_params *p, const struct geom *g) {
   if (p->algo != SKD_CONV2D_AUTO) return p->algo;
   const char *env = getenv("SKD_CONV_ALGO");
   if (env && strcmp(env, "gemm") == 0) return SKD_CONV2D_GEMM;
-  return SKD_CONV2D_DIRECT;
+  if (env && strcmp(env, "direct") == 0) return SKD_CONV2D_DIRECT;
+  const skd_conv_tuning *t = skd_context_conv_tuning(ctx);
+  for (int i = 0; i < t->nrules; i++) {
+    const skd_conv_rule *r = &t->rules[i];
+    if (r->n == g->n && r->cin == g->cin && r->h == g->h && r->w == g->w && r->cout == g->cout &&
+        same_geometry(&r->p, p))
+      return r->p.algo;
+  }
+  return t->algo == SKD_CONV2D_GEMM ? SKD_CONV2D_GEMM : SKD_CONV2D_DIRECT;
 }
 
 /* How many samples' columns share the workspace at once. */
@@ -195,9 +209,10 @@ static skd_status direct_forward(skd_context *ctx, const skd_conv2d_params *p, c
   skd_arg_int(&a, bias != NULL);
   skd_arg_tensor(&a, bias ? bias : weight); /* any valid buffer when there is no bias */
   skd_arg_tensor(&a, y);
-  size_t local[3] = {skd_context_wg(ctx, DIRECT_WG), 1, 1};
-  size_t strips = (size_t)(g->wo + DIRECT_PXB - 1) / DIRECT_PXB;
-  size_t global[3] = {(size_t)g->ho * strips, (size_t)((g->cout + DIRECT_COB - 1) / DIRECT_COB), (size_t)g->n};
+  const skd_conv_tuning *t = skd_context_conv_tuning(ctx);
+  size_t local[3] = {skd_context_wg(ctx, (size_t)t->wg), 1, 1};
+  size_t strips = (size_t)(g->wo + t->pxb - 1) / (size_t)t->pxb;
+  size_t global[3] = {(size_t)g->ho * strips, (size_t)((g->cout + t->cob - 1) / t->cob), (size_t)g->n};
   return skd_launch(ctx, &a, 3, global, local);
 }
 
@@ -218,9 +233,10 @@ static skd_status direct_backward_x(skd_context *ctx, const skd_conv2d_params *p
   skd_arg_tensor(&a, dy);
   skd_arg_tensor(&a, weight);
   skd_arg_tensor(&a, dx);
-  size_t strips = (size_t)(g->w + DIRECT_PXB - 1) / DIRECT_PXB;
-  size_t local[3] = {skd_context_wg(ctx, DIRECT_WG), 1, 1};
-  size_t global[3] = {(size_t)g->h * strips, (size_t)((g->cin + DIRECT_COB - 1) / DIRECT_COB), (size_t)g->n};
+  const skd_conv_tuning *t = skd_context_conv_tuning(ctx);
+  size_t strips = (size_t)(g->w + t->pxb - 1) / (size_t)t->pxb;
+  size_t local[3] = {skd_context_wg(ctx, (size_t)t->wg), 1, 1};
+  size_t global[3] = {(size_t)g->h * strips, (size_t)((g->cin + t->cob - 1) / t->cob), (size_t)g->n};
   return skd_launch(ctx, &a, 3, global, local);
 }
 
@@ -242,10 +258,10 @@ static skd_status direct_backward_w(skd_context *ctx, const skd_conv2d_params *p
   skd_arg_tensor(&a, x);
   skd_arg_tensor(&a, dy);
   skd_arg_tensor(&a, dweight);
+  const skd_conv_tuning *t = skd_context_conv_tuning(ctx);
   size_t taps = (size_t)p->kh * (size_t)p->kw;
-  size_t local[2] = {skd_context_wg(ctx, DIRECT_WG_W), 1};
-  size_t global[2] = {taps * (size_t)((g->cin + DIRECT_CIB - 1) / DIRECT_CIB),
-                      (size_t)((g->cout + DIRECT_COB - 1) / DIRECT_COB)};
+  size_t local[2] = {skd_context_wg(ctx, (size_t)t->wg_w), 1};
+  size_t global[2] = {taps * (size_t)((g->cin + t->cib - 1) / t->cib), (size_t)((g->cout + t->cob - 1) / t->cob)};
   return skd_launch(ctx, &a, 2, global, local);
 }
 
@@ -286,7 +302,7 @@ skd_status skd_conv2d_forward(skd_context *ctx, const skd_conv2d_params *p, cons
   if (st == SKD_OK) st = skd_tensor_expect(y, g.n, g.cout, g.ho, g.wo, "conv2d: y");
   if (st == SKD_OK && bias) st = skd_tensor_expect(bias, 1, g.cout, 1, 1, "conv2d: bias");
   if (st != SKD_OK) return st;
-  if (conv_algorithm(p) == SKD_CONV2D_DIRECT) return direct_forward(ctx, p, &g, x, weight, bias, y);
+  if (conv_algorithm(ctx, p, &g) == SKD_CONV2D_DIRECT) return direct_forward(ctx, p, &g, x, weight, bias, y);
   /* With a bias, y starts as the broadcast bias and the GEMM adds onto it;
    * without, beta = 0 overwrites y whatever it held. */
   float beta = bias ? 1.0f : 0.0f;
@@ -330,7 +346,7 @@ skd_status skd_conv2d_backward(skd_context *ctx, const skd_conv2d_params *p, con
   if (dbias) st = bias_grad(ctx, &g, dy, dbias);
   if (st != SKD_OK || (!dx && !dweight)) return st;
 
-  if (conv_algorithm(p) == SKD_CONV2D_DIRECT) {
+  if (conv_algorithm(ctx, p, &g) == SKD_CONV2D_DIRECT) {
     if (dx) st = direct_backward_x(ctx, p, &g, dy, weight, dx);
     if (st == SKD_OK && dweight) st = direct_backward_w(ctx, p, &g, x, dy, dweight);
     return st;

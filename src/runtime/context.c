@@ -69,6 +69,7 @@ skd_status skd_context_create(skd_context **out, const skd_context_options *opti
   }
   ctx->profiling = prof;
   choose_cache_dir(p, options);
+  skd_conv_tuning_default(&p->conv);
 
   cl_int err = CL_SUCCESS;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->info.platform_id, 0};
@@ -113,6 +114,27 @@ void skd_context_free(skd_context *ctx) {
 const char *skd_context_cache_dir(const skd_context *ctx) { return ctx->priv->cache_dir; }
 
 int skd_context_last_build_from_cache(const skd_context *ctx) { return ctx->priv->last_build_from_cache; }
+
+void skd_family_drop(skd_context *ctx, const char *family) {
+  struct skd_runtime_private *p = ctx->priv;
+  int kept = 0;
+  for (int i = 0; i < p->nkernels; i++) {
+    skd_kernel *k = p->kernels[i];
+    if (strcmp(k->family, family) == 0) {
+      clReleaseKernel(k->kernel); /* commands already queued hold their own reference */
+      free(k);
+    } else {
+      p->kernels[kept++] = k;
+    }
+  }
+  p->nkernels = kept;
+  kept = 0;
+  for (int i = 0; i < p->nprograms; i++) {
+    if (strcmp(p->programs[i].family, family) == 0) clReleaseProgram(p->programs[i].program);
+    else p->programs[kept++] = p->programs[i];
+  }
+  p->nprograms = kept;
+}
 
 skd_status skd_context_set_family_options(skd_context *ctx, const char *family, const char *options) {
   struct skd_runtime_private *p = ctx->priv;

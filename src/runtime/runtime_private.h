@@ -3,6 +3,7 @@
 #define SKD_RUNTIME_PRIVATE_H
 
 #include "skd/runtime.h"
+#include "skd/tune.h"
 
 #define SKD_MAX_PROGRAMS 64
 #define SKD_MAX_KERNELS 512
@@ -48,11 +49,16 @@ struct skd_runtime_private {
   int npending;
   cl_mem workspace;
   size_t workspace_bytes;
+  skd_conv_tuning conv;          /* conv2d's algorithm rules and direct blocking (conv_tuning.c) */
 };
 
 /* program.c */
 skd_status skd_program_get(skd_context *ctx, const char *family, cl_program *out);
 const char *skd_family_options(const skd_context *ctx, const char *family);
+
+/* context.c: releases the family's program and kernels (their handles
+ * become invalid) so that it can be rebuilt with other options. */
+void skd_family_drop(skd_context *ctx, const char *family);
 
 /* profile.c */
 int skd_profile_slot(skd_context *ctx, const char *name);

@@ -43,6 +43,9 @@ skd_status skd_tuning_apply(skd_context *ctx, const skd_tuning *t) {
   if (st == SKD_OK && t->has_direct)
     st = override(ctx, "XgemmDirect", skd_tune_direct_names, t->direct, SKD_TUNE_DIRECT_PARAMS);
   if (st == SKD_OK && t->has_routine) st = override(ctx, "GemmRoutine", routine, &t->min_indirect, 1);
+  skd_conv_tuning defaults;
+  skd_conv_tuning_default(&defaults);
+  if (st == SKD_OK) st = skd_context_set_conv_tuning(ctx, t->has_conv ? &t->conv : &defaults);
   overridden = overridden || t->has_xgemm || t->has_direct || t->has_routine;
   return st;
 }
@@ -51,22 +54,30 @@ static void set_source(skd_context *ctx, const char *what) {
   snprintf(ctx->priv->tuning, sizeof ctx->priv->tuning, "%s", what);
 }
 
+/* CLBlast's and the convolution's defaults. */
+static skd_status untuned(skd_context *ctx) {
+  skd_conv_tuning c;
+  skd_conv_tuning_default(&c);
+  skd_status st = skd_context_set_conv_tuning(ctx, &c);
+  return st == SKD_OK ? skd_tuning_reset(ctx) : st;
+}
+
 skd_status skd_tuning_load(skd_context *ctx, const char *spec) {
   set_source(ctx, "defaults");
   if (!spec) spec = getenv("SKD_TUNING");
   if (spec && !*spec) spec = NULL;
-  if (spec && (strcmp(spec, "off") == 0 || strcmp(spec, "defaults") == 0)) return skd_tuning_reset(ctx);
+  if (spec && (strcmp(spec, "off") == 0 || strcmp(spec, "defaults") == 0)) return untuned(ctx);
   char path[1100];
   if (spec) {
     snprintf(path, sizeof path, "%s", spec);
   } else if (skd_tuning_default_path(ctx, path, sizeof path) != SKD_OK || access(path, F_OK) != 0) {
     skd_error_clear();
-    return skd_tuning_reset(ctx); /* never tuned: CLBlast's defaults */
+    return untuned(ctx); /* never tuned: the defaults */
   }
   skd_tuning t;
   skd_status st = skd_tuning_read(&t, path);
   if (st != SKD_OK) return st;
-  if (!skd_tuning_matches(&t, &ctx->info)) return skd_tuning_reset(ctx); /* another device or driver */
+  if (!skd_tuning_matches(&t, &ctx->info)) return untuned(ctx); /* another device or driver */
   st = skd_tuning_apply(ctx, &t);
   if (st == SKD_OK) set_source(ctx, path);
   return st;

@@ -9,9 +9,12 @@
  *   Xgemm GEMMK=0 KREG=1 KWG=32 ...          (every parameter, once)
  *   XgemmDirect KWID=2 MDIMAD=8 ...
  *   GemmRoutine XGEMM_MIN_INDIRECT_SIZE=192
+ *   Conv ALGO=direct COB=8 PXB=8 CIB=4 WG=64 WGW=8
+ *   ConvShape N=2 CIN=2048 H=17 W=17 COUT=512 K=1x1 S=1x1 P=0x0 D=1x1 ALGO=gemm
  *   end
  *
- * A kernel line that is absent keeps CLBlast's defaults. "end" is required
+ * A kernel line that is absent keeps CLBlast's defaults; without a Conv
+ * line the convolution keeps its defaults (ConvShape lines need one). "end" is required
  * so that a truncated file is an error rather than a smaller tuning. */
 #include <errno.h>
 #include <stdio.h>
@@ -35,6 +38,7 @@ static const char rerun[] = "rerun `skd-cl tune` or delete the file";
 
 void skd_tuning_init(skd_tuning *t, const skd_device_info *d) {
   memset(t, 0, sizeof *t);
+  skd_conv_tuning_default(&t->conv);
   if (!d) return;
   snprintf(t->platform, sizeof t->platform, "%s", d->platform);
   snprintf(t->device, sizeof t->device, "%s", d->name);
@@ -69,6 +73,19 @@ static void write_params(FILE *f, const char *kernel, const char *const *names, 
   fprintf(f, "\n");
 }
 
+static const char *algo_name(skd_conv2d_algo a) { return a == SKD_CONV2D_GEMM ? "gemm" : "direct"; }
+
+static void write_conv(FILE *f, const skd_conv_tuning *c) {
+  fprintf(f, "Conv ALGO=%s COB=%d PXB=%d CIB=%d WG=%d WGW=%d\n", algo_name(c->algo), c->cob, c->pxb, c->cib, c->wg,
+          c->wg_w);
+  for (int i = 0; i < c->nrules; i++) {
+    const skd_conv_rule *r = &c->rules[i];
+    fprintf(f, "ConvShape N=%d CIN=%d H=%d W=%d COUT=%d K=%dx%d S=%dx%d P=%dx%d D=%dx%d ALGO=%s\n", r->n, r->cin,
+            r->h, r->w, r->cout, r->p.kh, r->p.kw, r->p.stride_h, r->p.stride_w, r->p.pad_h, r->p.pad_w,
+            r->p.dilation_h, r->p.dilation_w, algo_name(r->p.algo));
+  }
+}
+
 skd_status skd_tuning_write(const skd_tuning *t, const char *path) {
   char dir[4096];
   snprintf(dir, sizeof dir, "%s", path);
@@ -82,8 +99,8 @@ skd_status skd_tuning_write(const skd_tuning *t, const char *path) {
   snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
   FILE *f = fopen(tmp, "w");
   if (!f) return skd_error(SKD_EIO, "tuning file: cannot write '%s': %s", tmp, strerror(errno));
-  fprintf(f, "# skd-cl GEMM tuning (CLBlast parameters), written by `skd-cl tune`; a kernel without a line keeps "
-             "CLBlast's defaults\n");
+  fprintf(f, "# skd-cl tuning (CLBlast GEMM parameters, convolution), written by `skd-cl tune`; a kernel without "
+             "a line keeps its defaults\n");
   if (t->note[0]) fprintf(f, "# %s\n", t->note);
   if (t->gflops_default > 0 && t->gflops_tuned > 0)
     fprintf(f, "# GFLOP/s (geometric mean over the tuning shapes): defaults %.1f, tuned %.1f\n", t->gflops_default,
@@ -92,6 +109,7 @@ skd_status skd_tuning_write(const skd_tuning *t, const char *path) {
   if (t->has_xgemm) write_params(f, "Xgemm", skd_tune_xgemm_names, t->xgemm, SKD_TUNE_XGEMM_PARAMS);
   if (t->has_direct) write_params(f, "XgemmDirect", skd_tune_direct_names, t->direct, SKD_TUNE_DIRECT_PARAMS);
   if (t->has_routine) write_params(f, "GemmRoutine", routine_names, &t->min_indirect, 1);
+  if (t->has_conv) write_conv(f, &t->conv);
   fprintf(f, "end\n");
   int ok = !ferror(f);
   ok = fclose(f) == 0 && ok;
@@ -158,6 +176,108 @@ static skd_status parse_params(const struct parser *p, const char *kernel, char 
   return SKD_OK;
 }
 
+/* The fields of a Conv / ConvShape line: a whole number, an AxB pair or an
+ * algorithm name; `lo` is the least value allowed. */
+enum conv_kind { CONV_INT, CONV_PAIR, CONV_ALGO };
+struct conv_field {
+  const char *name;
+  enum conv_kind kind;
+  int lo;
+  int *a, *b;
+};
+
+static int parse_int(const char *v, int lo, int *out, const char **end) {
+  if (*v < '0' || *v > '9') return 0;
+  char *e = NULL;
+  errno = 0;
+  long x = strtol(v, &e, 10);
+  if (errno || x < lo || x > 1000000000L) return 0;
+  *out = (int)x;
+  *end = e;
+  return 1;
+}
+
+static skd_status parse_conv_fields(const struct parser *p, const char *line, char *rest, struct conv_field *f,
+                                    int n) {
+  int seen[16] = {0};
+  char field[160], what[120];
+  char *save = NULL;
+  for (char *tok = strtok_r(rest, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+    char *eq = strchr(tok, '=');
+    if (!eq) {
+      snprintf(field, sizeof field, "%s '%.100s'", line, tok);
+      return bad(p, field, "expected NAME=VALUE");
+    }
+    *eq = '\0';
+    int i = 0;
+    while (i < n && strcmp(f[i].name, tok) != 0) i++;
+    snprintf(field, sizeof field, "%s %.100s", line, tok);
+    if (i == n) return bad(p, field, "unknown parameter");
+    if (seen[i]) return bad(p, field, "given twice");
+    const char *v = eq + 1, *end = NULL;
+    int ok = 0;
+    if (f[i].kind == CONV_ALGO) {
+      ok = strcmp(v, "direct") == 0 || strcmp(v, "gemm") == 0;
+      if (ok) *f[i].a = strcmp(v, "gemm") == 0 ? SKD_CONV2D_GEMM : SKD_CONV2D_DIRECT;
+      snprintf(what, sizeof what, "expected direct or gemm");
+    } else if (f[i].kind == CONV_INT) {
+      ok = parse_int(v, f[i].lo, f[i].a, &end) && *end == '\0';
+      snprintf(what, sizeof what, "expected a whole number >= %d", f[i].lo);
+    } else {
+      ok = parse_int(v, f[i].lo, f[i].a, &end) && *end == 'x' && parse_int(end + 1, f[i].lo, f[i].b, &end) &&
+           *end == '\0';
+      snprintf(what, sizeof what, "expected AxB, whole numbers >= %d", f[i].lo);
+    }
+    if (!ok) return bad(p, field, what);
+    seen[i] = 1;
+  }
+  for (int i = 0; i < n; i++) {
+    if (!seen[i]) {
+      snprintf(field, sizeof field, "%s %s", line, f[i].name);
+      return bad(p, field, "missing");
+    }
+  }
+  return SKD_OK;
+}
+
+static skd_status parse_conv(const struct parser *p, char *rest, skd_conv_tuning *c) {
+  int algo = 0;
+  struct conv_field f[] = {{"ALGO", CONV_ALGO, 0, &algo, NULL}, {"COB", CONV_INT, 1, &c->cob, NULL},
+                           {"PXB", CONV_INT, 1, &c->pxb, NULL},  {"CIB", CONV_INT, 1, &c->cib, NULL},
+                           {"WG", CONV_INT, 1, &c->wg, NULL},    {"WGW", CONV_INT, 1, &c->wg_w, NULL}};
+  skd_status st = parse_conv_fields(p, "Conv", rest, f, (int)(sizeof f / sizeof f[0]));
+  if (st != SKD_OK) return st;
+  c->algo = (skd_conv2d_algo)algo;
+  int which = skd_conv_tuning_invalid(c);
+  static const char *const names[5] = {"Conv COB", "Conv PXB", "Conv CIB", "Conv WG", "Conv WGW"};
+  if (which >= 0) return bad(p, names[which], which < 3 ? "must be 1..64" : "must be 1..1024");
+  return SKD_OK;
+}
+
+static skd_status parse_conv_shape(const struct parser *p, char *rest, skd_conv_tuning *c) {
+  if (c->nrules == SKD_CONV_MAX_RULES) return bad(p, "ConvShape", "more than 32 ConvShape lines");
+  skd_conv_rule r;
+  memset(&r, 0, sizeof r);
+  int algo = 0;
+  struct conv_field f[] = {
+      {"N", CONV_INT, 1, &r.n, NULL},
+      {"CIN", CONV_INT, 1, &r.cin, NULL},
+      {"H", CONV_INT, 1, &r.h, NULL},
+      {"W", CONV_INT, 1, &r.w, NULL},
+      {"COUT", CONV_INT, 1, &r.cout, NULL},
+      {"K", CONV_PAIR, 1, &r.p.kh, &r.p.kw},
+      {"S", CONV_PAIR, 1, &r.p.stride_h, &r.p.stride_w},
+      {"P", CONV_PAIR, 0, &r.p.pad_h, &r.p.pad_w},
+      {"D", CONV_PAIR, 1, &r.p.dilation_h, &r.p.dilation_w},
+      {"ALGO", CONV_ALGO, 0, &algo, NULL},
+  };
+  skd_status st = parse_conv_fields(p, "ConvShape", rest, f, (int)(sizeof f / sizeof f[0]));
+  if (st != SKD_OK) return st;
+  r.p.algo = (skd_conv2d_algo)algo;
+  c->rules[c->nrules++] = r;
+  return SKD_OK;
+}
+
 static void trim_end(char *s) {
   size_t n = strlen(s);
   while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = '\0';
@@ -200,6 +320,15 @@ static skd_status parse_line(struct parser *p, char *text, skd_tuning *t, int *e
     t->has_routine = 1;
     return parse_params(p, "GemmRoutine", rest, routine_names, &t->min_indirect, 1);
   }
+  if (strcmp(s, "Conv") == 0) {
+    if (t->has_conv) return bad(p, s, "a second Conv line");
+    t->has_conv = 1;
+    return parse_conv(p, rest, &t->conv);
+  }
+  if (strcmp(s, "ConvShape") == 0) {
+    if (!t->has_conv) return bad(p, s, "a ConvShape line before the Conv line");
+    return parse_conv_shape(p, rest, &t->conv);
+  }
   if (strcmp(s, "end") == 0) {
     if (*rest) return bad(p, "end", "expected nothing after 'end'");
     *ended = 1;
@@ -208,7 +337,7 @@ static skd_status parse_line(struct parser *p, char *text, skd_tuning *t, int *e
   char field[140];
   snprintf(field, sizeof field, "'%.100s'", s);
   return bad(p, field, "unknown kernel or keyword (expected platform, device, driver, Xgemm, XgemmDirect, "
-                       "GemmRoutine or end)");
+                       "GemmRoutine, Conv, ConvShape or end)");
 }
 
 skd_status skd_tuning_read(skd_tuning *out, const char *path) {

@@ -18,7 +18,10 @@
  *     multiplies by x itself, without columns. The column chunk is as many
  *     samples as fit in SKD_CONV_WORKSPACE_BYTES (environment; default 256
  *     MiB, never over the device's largest allocation; at least one sample).
- * AUTO is direct unless SKD_CONV_ALGO=gemm (see conv2d.c for why).
+ * AUTO: SKD_CONV_ALGO=gemm|direct if set (experiments), else the context's
+ * conv tuning (skd/tune.h: a rule for the exact shape, else the device's
+ * algorithm; direct when untuned). The direct kernels' blocking comes from
+ * the same tuning.
  *
  * Backward ACCUMULATES into dx, dweight and dbias (any of them may be NULL);
  * dbias += per-channel sums of dy (one work-group per channel). No atomics:

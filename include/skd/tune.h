@@ -149,4 +149,38 @@ typedef struct skd_tune_report {
  * tuning to store (empty when nothing beat the defaults). */
 skd_status skd_tune_run(skd_context *ctx, const skd_tune_options *opt, skd_tuning *out, skd_tune_report *report);
 
+/* ---- the convolution search ---- */
+
+#define SKD_TUNE_CONV_MAX_SHAPES 32
+#define SKD_TUNE_CONV_MAX_BLOCKINGS 16
+
+typedef struct skd_tune_conv_shape {
+  char name[48];
+  skd_conv_rule shape;     /* shape.p.algo: the algorithm AUTO now picks for it */
+  int forward_only;        /* a frozen teacher's layer: only the forward was timed */
+  double direct_ms, gemm_ms; /* forward (+ backward dx and dW), median */
+} skd_tune_conv_shape;
+
+typedef struct skd_tune_conv_report {
+  skd_tune_conv_shape shapes[SKD_TUNE_CONV_MAX_SHAPES];
+  int nshapes;
+  skd_conv_tuning blockings[SKD_TUNE_CONV_MAX_BLOCKINGS]; /* in the order tried */
+  double blocking_ms[SKD_TUNE_CONV_MAX_BLOCKINGS];        /* total over the blocking shapes; < 0: rejected */
+  int nblockings;
+  int best_blocking;
+  double seconds;
+} skd_tune_conv_report;
+
+/* Tunes the convolution on ctx's device (run it after skd_tune_run, whose
+ * GEMM tuning the gemm algorithm then uses): the direct kernels' blocking
+ * by a coordinate search from the defaults (each candidate first checked
+ * against skd_ref_conv2d_* on small odd cases, then the total time of
+ * forward + backward over a subset of the layer shapes of the bench presets
+ * `demo` and `paper-small`), then per shape direct vs gemm: the algorithm
+ * with the least total time, and a rule for each shape where the other
+ * wins by more than 10 %. quick: 3 tiny shapes and 2 blockings. Leaves the
+ * result set on ctx; *out is what to store (skd_tuning.conv). */
+skd_status skd_tune_conv(skd_context *ctx, const skd_tune_options *opt, skd_conv_tuning *out,
+                         skd_tune_conv_report *report);
+
 #endif

@@ -1,5 +1,6 @@
-/* skd-cl tune: searches CLBlast's GEMM parameters for the chosen device and
- * stores the result where every later context on that device finds it
+/* skd-cl tune: searches CLBlast's GEMM parameters, then the convolution's
+ * blocking and algorithm per shape, for the chosen device and stores the
+ * result where every later context on that device finds it
  * (or in --out). Progress goes to stderr, the summary table to stdout. */
 #include <errno.h>
 #include <stdio.h>
@@ -69,6 +70,25 @@ static void print_table(const skd_tune_report *r, const skd_tuning *t) {
   printf("%d candidates tried (%d rejected) in %.0f s\n", r->tried, r->rejected, r->seconds);
 }
 
+static const char *algo_text(skd_conv2d_algo a) { return a == SKD_CONV2D_GEMM ? "gemm" : "direct"; }
+
+static void print_conv_table(const skd_tune_conv_report *r, const skd_conv_tuning *c) {
+  printf("\n%-28s %-22s %11s %11s %7s\n", "convolution (fwd+dx+dW)", "N Cin HxW Cout k/s/p/d", "direct ms",
+         "gemm ms", "chosen");
+  for (int i = 0; i < r->nshapes; i++) {
+    const skd_tune_conv_shape *s = &r->shapes[i];
+    char shape[64];
+    snprintf(shape, sizeof shape, "%d %d %dx%d %d %d/%d/%d/%d", s->shape.n, s->shape.cin, s->shape.h, s->shape.w,
+             s->shape.cout, s->shape.p.kh, s->shape.p.stride_h, s->shape.p.pad_h, s->shape.p.dilation_h);
+    printf("%-28s %-22s %11.2f %11.2f %7s%s\n", s->name, shape, s->direct_ms, s->gemm_ms,
+           algo_text(s->shape.p.algo), s->forward_only ? "  (forward only)" : "");
+  }
+  const skd_conv_tuning *b = &r->blockings[r->best_blocking];
+  printf("direct blocking: COB=%d PXB=%d CIB=%d WG=%d WGW=%d (best of %d tried: %.1f ms; defaults %.1f ms)\n", b->cob,
+         b->pxb, b->cib, b->wg, b->wg_w, r->nblockings, r->blocking_ms[r->best_blocking], r->blocking_ms[0]);
+  printf("convolution: %s by default, %d shape rule(s); %.0f s\n", algo_text(c->algo), c->nrules, r->seconds);
+}
+
 int cmd_tune(const cli_globals *g, int argc, char **argv) {
   int quick = 0, max_candidates = 0, device = g->device;
   uint64_t seed = 1;
@@ -121,13 +141,18 @@ int cmd_tune(const cli_globals *g, int argc, char **argv) {
   topt.progress = progress;
   skd_tuning t;
   skd_tune_report report;
+  skd_tune_conv_report conv_report;
   skd_status st = skd_tune_run(ctx, &topt, &t, &report);
+  /* After the GEMM search, whose result is applied: the gemm algorithm is timed tuned. */
+  if (st == SKD_OK) st = skd_tune_conv(ctx, &topt, &t.conv, &conv_report);
+  t.has_conv = st == SKD_OK;
   if (st == SKD_OK) st = skd_tuning_write(&t, path);
   if (st != SKD_OK) {
     fprintf(stderr, "skd-cl tune: %s\n", skd_error_last());
   } else {
     printf("device %s (%s, driver %s)\n", ctx->info.name, ctx->info.platform, ctx->info.driver_version);
     print_table(&report, &t);
+    print_conv_table(&conv_report, &t.conv);
     printf("wrote %s\n", path);
   }
   skd_context_free(ctx);

@@ -18,7 +18,7 @@ static const struct command commands[] = {
     {"eval", cmd_eval, "a checkpoint's per-class IoU, mIoU and accuracies on a labelled list (--json)"},
     {"predict", cmd_predict, "colour PNGs of a checkpoint's predictions (or overlays) for images"},
     {"bench", cmd_bench, "time full distillation steps on random data: ms/step, images/s, phases (--preset)"},
-    {"tune", cmd_tune, "tune CLBlast's GEMM for the device once; later runs apply it (--quick, --out)"},
+    {"tune", cmd_tune, "tune CLBlast's GEMM and the convolution for the device once; later runs apply it (--quick, --out)"},
 };
 
 static void usage(FILE *f) {

@@ -2,11 +2,15 @@
  * GEMMs under a loaded tuning (both CLBlast paths; NN, NT, TN; odd sizes;
  * batched) match the host reference; malformed files are errors naming the
  * file, line and field, and change nothing; a file for another device is
- * ignored; the per-device default file and $SKD_TUNING. */
+ * ignored; the per-device default file and $SKD_TUNING. Convolution: the
+ * Conv / ConvShape lines round trip and reject malformed values; a quick
+ * conv search; the direct kernels under non-default blockings match the
+ * reference; a ConvShape rule routes its exact shape to its algorithm. */
 #include <unistd.h>
 
 #include "support.h"
 
+#include "skd/ops/conv2d.h"
 #include "skd/tune.h"
 
 /* Valid, non-default parameters (small tiles: quick to build). */
@@ -280,6 +284,251 @@ START_TEST(write_errors) {
 }
 END_TEST
 
+/* A non-default conv tuning with two shape rules. */
+static skd_conv_tuning test_conv(void) {
+  skd_conv_tuning c;
+  skd_conv_tuning_default(&c);
+  c.algo = SKD_CONV2D_GEMM;
+  c.cob = 4;
+  c.pxb = 4;
+  c.cib = 8;
+  c.wg = 16;
+  c.wg_w = 4;
+  c.nrules = 2;
+  c.rules[0] = (skd_conv_rule){2, 2048, 17, 17, 512, skd_conv2d_params_make(1, 1, 0, 1)};
+  c.rules[0].p.algo = SKD_CONV2D_DIRECT;
+  c.rules[1] = (skd_conv_rule){4, 3, 128, 96, 16, {3, 5, 2, 1, 1, 2, 1, 3, SKD_CONV2D_GEMM}};
+  return c;
+}
+
+static void expect_same_conv(const skd_conv_tuning *a, const skd_conv_tuning *b) {
+  ck_assert_int_eq(a->algo, b->algo);
+  ck_assert_int_eq(a->cob, b->cob);
+  ck_assert_int_eq(a->pxb, b->pxb);
+  ck_assert_int_eq(a->cib, b->cib);
+  ck_assert_int_eq(a->wg, b->wg);
+  ck_assert_int_eq(a->wg_w, b->wg_w);
+  ck_assert_int_eq(a->nrules, b->nrules);
+  for (int i = 0; i < a->nrules; i++) ck_assert(memcmp(&a->rules[i], &b->rules[i], sizeof a->rules[i]) == 0);
+}
+
+START_TEST(conv_lines_round_trip) {
+  skd_tuning t = test_tuning(&T->info);
+  t.has_conv = 1;
+  t.conv = test_conv();
+  const char *path = tmp_path("conv.txt");
+  CK_OK(skd_tuning_write(&t, path));
+  skd_tuning back;
+  CK_OK(skd_tuning_read(&back, path));
+  expect_same(&t, &back);
+  ck_assert_int_eq(back.has_conv, 1);
+  expect_same_conv(&t.conv, &back.conv);
+  const char *text = read_text(path);
+  ck_assert_ptr_nonnull(strstr(text, "\nConv ALGO=gemm COB=4 PXB=4 CIB=8 WG=16 WGW=4\n"));
+  ck_assert_ptr_nonnull(strstr(text, "\nConvShape N=2 CIN=2048 H=17 W=17 COUT=512 K=1x1 S=1x1 P=0x0 D=1x1 ALGO=direct\n"));
+  ck_assert_ptr_nonnull(strstr(text, "\nConvShape N=4 CIN=3 H=128 W=96 COUT=16 K=3x5 S=2x1 P=1x2 D=1x3 ALGO=gemm\nend\n"));
+  /* Without a Conv line: the defaults, and loading it puts them back on the context. */
+  skd_tuning plain = test_tuning(&T->info);
+  CK_OK(skd_tuning_write(&plain, tmp_path("plain.txt")));
+  CK_OK(skd_tuning_read(&back, tmp_path("plain.txt")));
+  ck_assert_int_eq(back.has_conv, 0);
+  ck_assert_ptr_null(strstr(read_text(tmp_path("plain.txt")), "Conv"));
+  CK_OK(skd_tuning_load(T, path));
+  expect_same_conv(skd_context_conv_tuning(T), &t.conv);
+  CK_OK(skd_tuning_load(T, tmp_path("plain.txt")));
+  skd_conv_tuning d;
+  skd_conv_tuning_default(&d);
+  expect_same_conv(skd_context_conv_tuning(T), &d);
+  ck_assert_int_eq(d.algo, SKD_CONV2D_DIRECT);
+  ck_assert(d.cob == 8 && d.pxb == 8 && d.cib == 4 && d.wg == 64 && d.wg_w == 8 && d.nrules == 0);
+  /* A blocking out of range is refused by the context. */
+  d.cob = 0;
+  ck_assert_int_eq(skd_context_set_conv_tuning(T, &d), SKD_EINVAL);
+  ck_assert_ptr_nonnull(strstr(skd_error_last(), "cob"));
+}
+END_TEST
+
+#define CONV_OK "Conv ALGO=direct COB=8 PXB=8 CIB=4 WG=64 WGW=8\n"
+
+START_TEST(conv_malformed_lines) {
+  expect_malformed("c_algo.txt", "Conv ALGO=fast COB=8 PXB=8 CIB=4 WG=64 WGW=8\nend\n", "line 5", "Conv ALGO",
+                   "expected direct or gemm");
+  expect_malformed("c_missing.txt", "Conv ALGO=direct COB=8 PXB=8 CIB=4 WG=64\nend\n", "line 5", "Conv WGW",
+                   "missing");
+  expect_malformed("c_zero.txt", "Conv ALGO=direct COB=0 PXB=8 CIB=4 WG=64 WGW=8\nend\n", "line 5", "Conv COB",
+                   "expected a whole number >= 1");
+  expect_malformed("c_big.txt", "Conv ALGO=direct COB=8 PXB=65 CIB=4 WG=64 WGW=8\nend\n", "line 5", "Conv PXB",
+                   "must be 1..64");
+  expect_malformed("c_unknown.txt", "Conv ALGO=direct COB=8 PXB=8 CIB=4 WG=64 WGW=8 TILE=2\nend\n", "line 5",
+                   "Conv TILE", "unknown parameter");
+  expect_malformed("c_twice.txt", CONV_OK CONV_OK "end\n", "line 6", "Conv", "a second Conv line");
+  expect_malformed("s_before.txt",
+                   "ConvShape N=2 CIN=3 H=9 W=9 COUT=4 K=3x3 S=1x1 P=1x1 D=1x1 ALGO=gemm\n" CONV_OK "end\n",
+                   "line 5", "ConvShape", "before the Conv line");
+  expect_malformed("s_pair.txt", CONV_OK "ConvShape N=2 CIN=3 H=9 W=9 COUT=4 K=3 S=1x1 P=1x1 D=1x1 ALGO=gemm\nend\n",
+                   "line 6", "ConvShape K", "expected AxB");
+  expect_malformed("s_pad.txt",
+                   CONV_OK "ConvShape N=2 CIN=3 H=9 W=9 COUT=4 K=3x3 S=1x1 P=1x-1 D=1x1 ALGO=gemm\nend\n", "line 6",
+                   "ConvShape P", "expected AxB, whole numbers >= 0");
+  expect_malformed("s_missing.txt", CONV_OK "ConvShape N=2 CIN=3 H=9 W=9 COUT=4 K=3x3 S=1x1 P=1x1 D=1x1\nend\n",
+                   "line 6", "ConvShape ALGO", "missing");
+  expect_malformed("s_dup.txt",
+                   CONV_OK "ConvShape N=2 N=2 CIN=3 H=9 W=9 COUT=4 K=3x3 S=1x1 P=1x1 D=1x1 ALGO=gemm\nend\n",
+                   "line 6", "ConvShape N", "given twice");
+}
+END_TEST
+
+START_TEST(quick_conv_search) {
+  skd_tune_options opt;
+  skd_tune_options_default(&opt);
+  opt.quick = 1;
+  skd_conv_tuning c;
+  skd_tune_conv_report rep;
+  CK_OK(skd_tune_conv(T, &opt, &c, &rep));
+  ck_assert_int_eq(rep.nshapes, 3);
+  ck_assert_int_eq(rep.nblockings, 2);
+  for (int i = 0; i < rep.nblockings; i++) ck_assert(rep.blocking_ms[i] > 0);
+  for (int i = 0; i < rep.nshapes; i++) ck_assert(rep.shapes[i].direct_ms > 0 && rep.shapes[i].gemm_ms > 0);
+  ck_assert_int_lt(skd_conv_tuning_invalid(&c), 0);
+  /* What it found is what T now runs, and what a file keeps. */
+  expect_same_conv(skd_context_conv_tuning(T), &c);
+  skd_tuning t;
+  skd_tuning_init(&t, &T->info);
+  t.has_conv = 1;
+  t.conv = c;
+  CK_OK(skd_tuning_write(&t, tmp_path("q.txt")));
+  skd_tuning back;
+  CK_OK(skd_tuning_read(&back, tmp_path("q.txt")));
+  expect_same_conv(&back.conv, &c);
+}
+END_TEST
+
+/* Direct forward, dx, dW under T's current blocking vs the reference. */
+static void check_conv(const char *label, int n, int cin, int h, int w, int cout, skd_conv2d_params p) {
+  p.algo = SKD_CONV2D_DIRECT;
+  int ho, wo;
+  CK_OK(skd_conv2d_output_shape(&p, h, w, &ho, &wo));
+  size_t nx = (size_t)n * cin * h * w, nw = (size_t)cout * cin * p.kh * p.kw, ny = (size_t)n * cout * ho * wo;
+  float *x = host_random(nx, -1.0f, 1.0f), *wt = host_random(nw, -0.5f, 0.5f), *b = host_random((size_t)cout, -1, 1);
+  float *dy = host_random(ny, -1.0f, 1.0f), *dx0 = host_random(nx, -1, 1), *dw0 = host_random(nw, -1, 1);
+  float *y = host_alloc(ny), *dx = host_copy(dx0, nx), *dw = host_copy(dw0, nw);
+  skd_ref_conv2d_forward(&p, n, cin, h, w, cout, x, wt, b, y);
+  skd_ref_conv2d_backward(&p, n, cin, h, w, cout, x, wt, dy, dx, dw, NULL);
+  skd_tensor tx = dev_upload(x, n, cin, h, w), tw = dev_upload(wt, cout, cin, p.kh, p.kw);
+  skd_tensor tb = dev_upload(b, 1, cout, 1, 1), ty = dev_tensor(n, cout, ho, wo);
+  skd_tensor tdy = dev_upload(dy, n, cout, ho, wo), tdx = dev_upload(dx0, n, cin, h, w);
+  skd_tensor tdw = dev_upload(dw0, cout, cin, p.kh, p.kw);
+  CK_OK(skd_conv2d_forward(T, &p, &tx, &tw, &tb, &ty));
+  CK_OK(skd_conv2d_backward(T, &p, &tx, &tw, &tdy, &tdx, &tdw, NULL));
+  char check[120];
+  snprintf(check, sizeof check, "%s fwd", label);
+  check_error("conv_tuned", check, rel_error(dev_fetch(&ty), y, ny), 1e-5);
+  snprintf(check, sizeof check, "%s dx", label);
+  check_error("conv_tuned", check, rel_error(dev_fetch(&tdx), dx, nx), 1e-5);
+  snprintf(check, sizeof check, "%s dW", label);
+  check_error("conv_tuned", check, rel_error(dev_fetch(&tdw), dw, nw), 1e-5);
+}
+
+START_TEST(conv_under_blockings) {
+  /* Blocks smaller and larger than the kernel's #define defaults: a host
+   * and kernel that disagreed (no -D) would skip channels or pixels. */
+  static const int blockings[3][5] = {{4, 4, 8, 16, 4}, {16, 16, 8, 256, 32}, {3, 5, 3, 32, 1}};
+  for (int i = 0; i < 3; i++) {
+    skd_conv_tuning c;
+    skd_conv_tuning_default(&c);
+    c.cob = blockings[i][0];
+    c.pxb = blockings[i][1];
+    c.cib = blockings[i][2];
+    c.wg = blockings[i][3];
+    c.wg_w = blockings[i][4];
+    CK_OK(skd_context_set_conv_tuning(T, &c));
+    char label[120];
+    snprintf(label, sizeof label, "COB%d PXB%d CIB%d:", c.cob, c.pxb, c.cib);
+    char l[160];
+    snprintf(l, sizeof l, "%s 1x3x7x5 k3", label);
+    check_conv(l, 1, 3, 7, 5, 5, skd_conv2d_params_make(3, 1, 1, 1));
+    snprintf(l, sizeof l, "%s 2x13x9x11->19 k3", label);
+    check_conv(l, 2, 13, 9, 11, 19, skd_conv2d_params_make(3, 1, 1, 1));
+    snprintf(l, sizeof l, "%s 2x17x11x13->33 k3 s2 d2", label);
+    check_conv(l, 2, 17, 11, 13, 33, skd_conv2d_params_make(3, 2, 2, 2));
+    snprintf(l, sizeof l, "%s 3x21x6x17->10 k1", label);
+    check_conv(l, 3, 21, 6, 17, 10, skd_conv2d_params_make(1, 1, 0, 1));
+  }
+}
+END_TEST
+
+/* Calls of kernel `name` in ctx's profile so far. */
+static unsigned long profile_calls(skd_context *ctx, const char *name) {
+  skd_profile_entry *e = NULL;
+  int count = 0;
+  CK_OK(skd_profile_summary(ctx, &e, &count));
+  unsigned long calls = 0;
+  for (int i = 0; i < count; i++)
+    if (strcmp(e[i].name, name) == 0) calls = e[i].calls;
+  free(e);
+  return calls;
+}
+
+/* One forward of a 3x3 convolution (N, Cin, H, W) -> Cout on ctx. */
+static void forward_on(skd_context *ctx, int n, int cin, int h, int w, int cout) {
+  skd_conv2d_params p = skd_conv2d_params_make(3, 1, 1, 1);
+  skd_tensor x, wt, y;
+  CK_OK(skd_tensor_alloc(ctx, &x, n, cin, h, w));
+  CK_OK(skd_tensor_alloc(ctx, &wt, cout, cin, 3, 3));
+  CK_OK(skd_tensor_alloc(ctx, &y, n, cout, h, w));
+  CK_OK(skd_tensor_fill(ctx, &x, 0.5f));
+  CK_OK(skd_tensor_fill(ctx, &wt, 0.25f));
+  CK_OK(skd_conv2d_forward(ctx, &p, &x, &wt, NULL, &y));
+  CK_OK(skd_context_finish(ctx));
+  skd_tensor_release(&x);
+  skd_tensor_release(&wt);
+  skd_tensor_release(&y);
+}
+
+START_TEST(conv_shape_rule_routes) {
+  unsetenv("SKD_CONV_ALGO");
+  skd_context_options o;
+  skd_context_options_default(&o);
+  o.device_index = T->info.index;
+  o.profiling = 1;
+  o.tuning = "off";
+  skd_context *ctx = NULL;
+  CK_OK(skd_context_create(&ctx, &o));
+  /* From a file: direct by default, gemm for 2x5x9x7 -> 6 exactly. */
+  skd_tuning t;
+  skd_tuning_init(&t, &ctx->info);
+  t.has_conv = 1;
+  t.conv.nrules = 1;
+  t.conv.rules[0] = (skd_conv_rule){2, 5, 9, 7, 6, skd_conv2d_params_make(3, 1, 1, 1)};
+  t.conv.rules[0].p.algo = SKD_CONV2D_GEMM;
+  const char *path = tmp_path("rule.txt");
+  CK_OK(skd_tuning_write(&t, path));
+  CK_OK(skd_tuning_load(ctx, path));
+  forward_on(ctx, 2, 5, 9, 7, 6);
+  ck_assert_uint_eq(profile_calls(ctx, "conv2d_im2col"), 1);
+  ck_assert_uint_eq(profile_calls(ctx, "conv2d_direct_fwd"), 0);
+  forward_on(ctx, 2, 5, 9, 8, 6); /* one size off: the default */
+  ck_assert_uint_eq(profile_calls(ctx, "conv2d_im2col"), 1);
+  ck_assert_uint_eq(profile_calls(ctx, "conv2d_direct_fwd"), 1);
+  /* The other way round: gemm by default, direct for the shape. */
+  skd_conv_tuning c = t.conv;
+  c.algo = SKD_CONV2D_GEMM;
+  c.rules[0].p.algo = SKD_CONV2D_DIRECT;
+  CK_OK(skd_context_set_conv_tuning(ctx, &c));
+  forward_on(ctx, 2, 5, 9, 7, 6);
+  ck_assert_uint_eq(profile_calls(ctx, "conv2d_direct_fwd"), 2);
+  forward_on(ctx, 2, 5, 9, 8, 6);
+  ck_assert_uint_eq(profile_calls(ctx, "conv2d_im2col"), 2);
+  /* The environment still wins, for experiments. */
+  setenv("SKD_CONV_ALGO", "gemm", 1);
+  forward_on(ctx, 2, 5, 9, 7, 6);
+  ck_assert_uint_eq(profile_calls(ctx, "conv2d_im2col"), 3);
+  ck_assert_uint_eq(profile_calls(ctx, "conv2d_direct_fwd"), 2);
+  unsetenv("SKD_CONV_ALGO");
+  skd_context_free(ctx);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("tune");
   TCase *tc = support_tcase("tune");
@@ -290,6 +539,11 @@ int main(void) {
   tcase_add_test(tc, other_device_ignored);
   tcase_add_test(tc, default_file_and_environment);
   tcase_add_test(tc, write_errors);
+  tcase_add_test(tc, conv_lines_round_trip);
+  tcase_add_test(tc, conv_malformed_lines);
+  tcase_add_test(tc, quick_conv_search);
+  tcase_add_test(tc, conv_under_blockings);
+  tcase_add_test(tc, conv_shape_rule_routes);
   suite_add_tcase(s, tc);
   return support_main(s);
 }

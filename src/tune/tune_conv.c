@@ -29,7 +29,7 @@ struct conv_shape {
  * (C4 + 4 * C4/4 -> Cf) and resnet101's 1x1 bottleneck convs (teacher:
  * forward only). Shapes both networks share are timed with backward. */
 static const struct conv_shape full_shapes[] = {
-    {"demo T stem1 3->16 s2", 4, 3, 128, 128, 16, 3, 2, 1, 1, 0, 0},
+    {"demo T stem1 3->16 s2", 4, 3, 128, 128, 16, 3, 2, 1, 1, 1, 0},
     {"demo T stem2 16->16", 4, 16, 64, 64, 16, 3, 1, 1, 1, 1, 0},
     {"demo T layer1 16", 4, 16, 33, 33, 16, 3, 1, 1, 1, 1, 0},
     {"demo T layer3 64 d2", 4, 64, 17, 17, 64, 3, 1, 2, 2, 1, 1},

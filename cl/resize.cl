@@ -53,6 +53,13 @@ static int2 reading_outputs(const int i, const int out, const float scale) {
   return (int2)((int)lo, (int)hi);
 }
 
+/* Outputs along x that read input ix, with their weights, listed once per
+ * work-item (up to RESIZE_MAX_TAPS; wider ranges, from extreme scales, are
+ * walked directly). */
+#ifndef RESIZE_MAX_TAPS
+#define RESIZE_MAX_TAPS 64
+#endif
+
 __kernel void resize_bilinear_bwd_x(const int total, const int h, const int w, const int oh, const int ow,
                                     const float scale_h, const float scale_w, CTENSOR(dy), TENSOR(dx)) {
   const int i = get_global_id(0);
@@ -60,14 +67,29 @@ __kernel void resize_bilinear_bwd_x(const int total, const int h, const int w, c
   const int ix = i % w, iy = (i / w) % h, plane = i / (w * h);
   __global const float *dyp = AT(dy) + plane * oh * ow;
   const int2 ry = reading_outputs(iy, oh, scale_h), rx = reading_outputs(ix, ow, scale_w);
+  int oxs[RESIZE_MAX_TAPS];
+  float wxs[RESIZE_MAX_TAPS];
+  int nx = 0;
+  const int listed = rx.y - rx.x < RESIZE_MAX_TAPS;
+  if (listed)
+    for (int ox = rx.x; ox <= rx.y; ox++) {
+      const float wx = tap_weight(source(ox, w, scale_w), ix);
+      if (wx != 0.0f) {
+        oxs[nx] = ox;
+        wxs[nx++] = wx;
+      }
+    }
   float acc = 0.0f;
   for (int oy = ry.x; oy <= ry.y; oy++) {
     const float wy = tap_weight(source(oy, h, scale_h), iy);
     if (wy == 0.0f) continue;
-    for (int ox = rx.x; ox <= rx.y; ox++) {
-      const float wx = tap_weight(source(ox, w, scale_w), ix);
-      if (wx != 0.0f) acc += wy * wx * dyp[oy * ow + ox];
-    }
+    __global const float *row = dyp + oy * ow;
+    float racc = 0.0f;
+    if (listed)
+      for (int t = 0; t < nx; t++) racc += wxs[t] * row[oxs[t]];
+    else
+      for (int ox = rx.x; ox <= rx.y; ox++) racc += tap_weight(source(ox, w, scale_w), ix) * row[ox];
+    acc += wy * racc;
   }
   AT(dx)[i] += acc;
 }

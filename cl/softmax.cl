@@ -143,6 +143,20 @@ int ce_class(const float label, const float ignore, const int c) {
   return (int)label;
 }
 
+/* Up to CE_MAX_C classes, a pixel's exps are computed once and kept in
+ * private memory (exp is what bounds these kernels on CPUs); beyond it they
+ * are recomputed. Returns the pixel's max logit; e[k] = exp(x_k - max). */
+#ifndef CE_MAX_C
+#define CE_MAX_C 32
+#endif
+float ce_exps(__global const float *xp, const int c, const int hw, float *e) {
+  float m = -INFINITY;
+  for (int k = 0; k < c; k++) m = fmax(m, xp[k * hw]);
+  if (c <= CE_MAX_C)
+    for (int k = 0; k < c; k++) e[k] = exp(xp[k * hw] - m);
+  return m;
+}
+
 /* Pass 1: a fixed grid of work-groups, each work-item strides over pixels
  * in a fixed order; each group writes its partial loss sum and count. */
 __kernel void cross_entropy_fwd_partial(const int npix, const int c, const int hw, CTENSOR(x), CTENSOR(label),
@@ -159,10 +173,10 @@ __kernel void cross_entropy_fwd_partial(const int npix, const int c, const int h
       continue;
     }
     __global const float *xp = AT(x) + (p / hw) * c * hw + p % hw;
-    float m = -INFINITY;
-    for (int k = 0; k < c; k++) m = fmax(m, xp[k * hw]);
+    float e[CE_MAX_C];
+    const float m = ce_exps(xp, c, hw, e);
     float s = 0.0f;
-    for (int k = 0; k < c; k++) s += exp(xp[k * hw] - m);
+    for (int k = 0; k < c; k++) s += c <= CE_MAX_C ? e[k] : exp(xp[k * hw] - m);
     loss += m + log(s) - xp[cls * hw];
     count++;
   }
@@ -204,13 +218,13 @@ __kernel void cross_entropy_bwd_x(const int npix, const int c, const int hw, CTE
   __global const float *xp = AT(x) + base;
   __global float *dp = AT(dx) + base;
   const float k_scale = scale / fmax(AT(count)[0], 1.0f);
-  float m = -INFINITY;
-  for (int k = 0; k < c; k++) m = fmax(m, xp[k * hw]);
+  float e[CE_MAX_C];
+  const float m = ce_exps(xp, c, hw, e);
   float s = 0.0f;
-  for (int k = 0; k < c; k++) s += exp(xp[k * hw] - m);
+  for (int k = 0; k < c; k++) s += c <= CE_MAX_C ? e[k] : exp(xp[k * hw] - m);
   const float inv = 1.0f / s;
   for (int k = 0; k < c; k++) {
-    const float prob = exp(xp[k * hw] - m) * inv;
+    const float prob = (c <= CE_MAX_C ? e[k] : exp(xp[k * hw] - m)) * inv;
     dp[k * hw] += k_scale * (prob - (k == cls ? 1.0f : 0.0f));
   }
 }

@@ -216,6 +216,8 @@ START_TEST(resize_shapes) {
   run_case(sized_case(RESIZE, 1, 2, 9, 9, 65, 65));   /* logits 8x to label size */
   run_case(sized_case(RESIZE, 2, 3, 10, 7, 73, 49));  /* 8x, not aligned to the corners' grid */
   run_case(sized_case(RESIZE, 1, 3, 97, 81, 13, 11)); /* image to logit size */
+  run_case(sized_case(RESIZE, 1, 2, 3, 2, 3, 70));    /* x reads span more than RESIZE_MAX_TAPS outputs */
+  run_case(sized_case(RESIZE, 1, 2, 1, 1, 3, 90));    /* from 1x1, wide: every output reads it */
 }
 END_TEST
 

@@ -196,6 +196,7 @@ START_TEST(cross_entropy_shapes) {
   run_ce(1, 21, 65, 65, 0.1f);
   run_ce(2, 5, 190, 181, 0.1f); /* more pixels than the first pass's grid (256 x 256) */
   run_ce(2, 4, 5, 3, 0.5f);
+  run_ce(2, 40, 6, 7, 0.2f); /* more classes than the kernels keep exps for (CE_MAX_C 32) */
 }
 END_TEST
 

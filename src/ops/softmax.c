@@ -131,7 +131,8 @@ skd_status skd_cross_entropy_forward(skd_context *ctx, const skd_tensor *logits,
   if (st == SKD_OK) st = skd_workspace_get(ctx, 2 * CE_GROUPS * sizeof(float), &ws);
   if (st != SKD_OK) return st;
   int hw = logits->h * logits->w, npix = logits->n * hw;
-  size_t wg = skd_context_wg(ctx, SOFTMAX_WG);
+  /* CPUs: 4 work-items per group, as for the rows above. */
+  size_t wg = skd_context_wg(ctx, ctx->info.is_gpu ? SOFTMAX_WG : 4);
   skd_tensor part = skd_tensor_view(ws, 0, 1, 1, 1, CE_GROUPS);
 
   skd_args a = skd_args_begin(kp);

@@ -60,10 +60,12 @@ __kernel void pair_pool_fwd(const int m, const int mp, const int planes, const i
         }
       }
     }
-    if (pool_beats(best, idx, best4.s0, idx4.s0)) { best = best4.s0; idx = idx4.s0; }
-    if (pool_beats(best, idx, best4.s1, idx4.s1)) { best = best4.s1; idx = idx4.s1; }
-    if (pool_beats(best, idx, best4.s2, idx4.s2)) { best = best4.s2; idx = idx4.s2; }
-    if (pool_beats(best, idx, best4.s3, idx4.s3)) { best = best4.s3; idx = idx4.s3; }
+    if (x1 - x0 >= 4) { /* the lanes ran */
+      if (pool_beats(best, idx, best4.s0, idx4.s0)) { best = best4.s0; idx = idx4.s0; }
+      if (pool_beats(best, idx, best4.s1, idx4.s1)) { best = best4.s1; idx = idx4.s1; }
+      if (pool_beats(best, idx, best4.s2, idx4.s2)) { best = best4.s2; idx = idx4.s2; }
+      if (pool_beats(best, idx, best4.s3, idx4.s3)) { best = best4.s3; idx = idx4.s3; }
+    }
     AT(p)[out] = best;
     if (want_arg) arg_base[arg_off + out] = idx;
   } else {

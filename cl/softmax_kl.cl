@@ -35,6 +35,31 @@ static void softmax_stats4(__global const float *z, const int c, const int hw, c
   *lse = log(s);
 }
 
+#ifndef KL_MAX_C
+#define KL_MAX_C 32 /* classes whose exps stay in private memory; more are recomputed */
+#endif
+
+/* softmax_stats4 that also keeps, per class, u_k = z_k / tau - max and
+ * e_k = exp(u_k) (c <= KL_MAX_C), and gives 1 / sum_k e_k: the class loop
+ * then needs no exp of its own (one exp per logit in all). */
+static void softmax_stats4_keep(__global const float *z, const int c, const int hw, const float tau, float4 *u,
+                                float4 *e, float4 *lse, float4 *inv_sum) {
+  float4 mx = vload4(0, z) / tau;
+  u[0] = mx;
+  for (int k = 1; k < c; k++) {
+    u[k] = vload4(0, z + k * hw) / tau;
+    mx = fmax(mx, u[k]);
+  }
+  float4 s = 0.0f;
+  for (int k = 0; k < c; k++) {
+    u[k] -= mx;
+    e[k] = exp(u[k]);
+    s += e[k];
+  }
+  *lse = log(s);
+  *inv_sum = 1.0f / s;
+}
+
 /* One pixel (the scalar path): adds tau^2 CE_p / norm and tau^2 KL_p / norm
  * to *ce_sum, *kl_sum and accumulates the gradient when want_grad. */
 static void pixel_term(__global const float *zs, __global const float *zt, __global float *ds, const int c,
@@ -91,19 +116,40 @@ __kernel void softmax_kl_fwd(const int n, const int c, const int hw, const float
        * multiplied: their logits may be anything). */
       const int4 valid = use_labels ? vload4(0, lab) != ignore_label : (int4)(-1);
       float4 mt, lset, ms, lses;
-      softmax_stats4(zt, c, hw, tau, &mt, &lset);
-      softmax_stats4(zs, c, hw, tau, &ms, &lses);
       const float gcoef = grad_scale * tau / norm;
       float4 ce4 = 0.0f, kl4 = 0.0f;
-      for (int k = 0; k < c; k++) {
-        const float4 log_pt = vload4(0, zt + k * hw) / tau - mt - lset;
-        const float4 log_ps = vload4(0, zs + k * hw) / tau - ms - lses;
-        const float4 pt = exp(log_pt);
-        ce4 -= pt * log_ps;
-        kl4 += pt * (log_pt - log_ps);
-        if (want_grad) {
-          const float4 g = select((float4)0.0f, gcoef * (exp(log_ps) - pt), valid);
-          vstore4(vload4(0, ds + k * hw) + g, 0, ds + k * hw);
+      if (c <= KL_MAX_C) {
+        /* pT = e / sum e: the same log-probabilities as below, one exp per
+         * logit. No contraction here: pS - pT must be exactly 0 for equal
+         * logits, which an fma of one product against the other breaks. */
+#pragma OPENCL FP_CONTRACT OFF
+        float4 ut[KL_MAX_C], et[KL_MAX_C], us[KL_MAX_C], es[KL_MAX_C], inv_t, inv_s;
+        softmax_stats4_keep(zt, c, hw, tau, ut, et, &lset, &inv_t);
+        softmax_stats4_keep(zs, c, hw, tau, us, es, &lses, &inv_s);
+        for (int k = 0; k < c; k++) {
+          const float4 log_pt = ut[k] - lset;
+          const float4 log_ps = us[k] - lses;
+          const float4 pt = et[k] * inv_t;
+          ce4 -= pt * log_ps;
+          kl4 += pt * (log_pt - log_ps);
+          if (want_grad) {
+            const float4 g = select((float4)0.0f, gcoef * (es[k] * inv_s - pt), valid);
+            vstore4(vload4(0, ds + k * hw) + g, 0, ds + k * hw);
+          }
+        }
+      } else {
+        softmax_stats4(zt, c, hw, tau, &mt, &lset);
+        softmax_stats4(zs, c, hw, tau, &ms, &lses);
+        for (int k = 0; k < c; k++) {
+          const float4 log_pt = vload4(0, zt + k * hw) / tau - mt - lset;
+          const float4 log_ps = vload4(0, zs + k * hw) / tau - ms - lses;
+          const float4 pt = exp(log_pt);
+          ce4 -= pt * log_ps;
+          kl4 += pt * (log_pt - log_ps);
+          if (want_grad) {
+            const float4 g = select((float4)0.0f, gcoef * (exp(log_ps) - pt), valid);
+            vstore4(vload4(0, ds + k * hw) + g, 0, ds + k * hw);
+          }
         }
       }
       const float scale = tau * tau / norm;

@@ -96,6 +96,7 @@ skd_status skd_batchnorm_forward(skd_context *ctx, int training, const skd_tenso
     skd_arg_int(&a, n);
     skd_arg_int(&a, c);
     skd_arg_int(&a, hw);
+    skd_arg_int(&a, !ctx->info.is_gpu); /* contiguous runs per work-item on CPUs */
     skd_arg_float(&a, eps);
     skd_arg_float(&a, momentum);
     skd_arg_tensor(&a, x);
@@ -103,7 +104,7 @@ skd_status skd_batchnorm_forward(skd_context *ctx, int training, const skd_tenso
     skd_arg_tensor(&a, running_var);
     skd_arg_tensor(&a, &mean);
     skd_arg_tensor(&a, &invstd);
-    skd_arg_local(&a, wg * sizeof(float));
+    skd_arg_local(&a, 3 * wg * sizeof(float));
     size_t global = (size_t)c * wg;
     st = skd_launch(ctx, &a, 1, &global, &wg);
   } else {

@@ -152,14 +152,18 @@ float4 bn_pre_grad4(const int act, const float slope, const float4 g, const floa
 
 /* Per channel: sum_g = sum of g, sum_gx = sum of g * xhat (g: gradient of
  * the pre-activation) into sums[ch] and sums[c + ch]; dbeta += sum_g and
- * dgamma += sum_gx when wanted. float4 groups as batchnorm_stats_fwd. */
+ * dgamma += sum_gx when wanted. float4 groups, runs, as batchnorm_stats_fwd. */
 __kernel void batchnorm_bwd_params(const int n, const int c, const int hw, const int act, const float slope,
                                    CTENSOR(x), CTENSOR(y), CTENSOR(mean), CTENSOR(invstd), CTENSOR(dy),
                                    TENSOR(sums), const int want_dgamma, TENSOR(dgamma), const int want_dbeta,
-                                   TENSOR(dbeta), __local float *scratch) {
+                                   TENSOR(dbeta), const int runs, __local float *scratch) {
   const int ch = get_group_id(0);
   const int lid = get_local_id(0), wg = get_local_size(0);
   const int hw4 = hw / 4, tail = hw - 4 * hw4;
+  /* the work-item's groups as in batchnorm_stats_fwd: first + k * step */
+  const int per = (hw4 + wg - 1) / wg;
+  const int first = runs ? lid * per : lid, step = runs ? 1 : wg;
+  const int count = runs ? clamp(hw4 - lid * per, 0, per) : (hw4 > lid ? (hw4 - lid + wg - 1) / wg : 0);
   const float mu = AT(mean)[ch], is = AT(invstd)[ch];
   float4 sg4 = 0.0f, sgx4 = 0.0f;
   float sg = 0.0f, sgx = 0.0f;
@@ -168,7 +172,8 @@ __kernel void batchnorm_bwd_params(const int n, const int c, const int hw, const
     __global const float *xs = AT(x) + base;
     __global const float *ys = AT(y) + base;
     __global const float *gs = AT(dy) + base;
-    for (int i = lid; i < hw4; i += wg) {
+    for (int k = 0; k < count; k++) {
+      const int i = first + k * step;
       const float4 yv = act == BN_ACT_NONE ? (float4)0.0f : vload4(i, ys);
       const float4 g = bn_pre_grad4(act, slope, vload4(i, gs), yv);
       sg4 += g;

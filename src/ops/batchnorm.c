@@ -200,6 +200,7 @@ skd_status skd_batchnorm_backward(skd_context *ctx, int training, const skd_tens
     skd_arg_tensor(&a, dgamma ? dgamma : &sums);
     skd_arg_int(&a, dbeta != NULL);
     skd_arg_tensor(&a, dbeta ? dbeta : &sums);
+    skd_arg_int(&a, !ctx->info.is_gpu); /* contiguous runs per work-item on CPUs */
     skd_arg_local(&a, wg * sizeof(float));
     size_t global = (size_t)c * wg;
     st = skd_launch(ctx, &a, 1, &global, &wg);

@@ -81,6 +81,61 @@ __kernel void pair_pool_fwd(const int m, const int mp, const int planes, const i
   }
 }
 
+/* Node pooling for narrow patches (kw < 4, where pair_pool_fwd's float4 rows
+ * never run); 2-D launch (chunk of `per` node quads, plane * hn + node row).
+ * The lanes are 4 neighbouring nodes of a node row: each lane scans its own
+ * patch in row-major order (the scan rule per lane, nothing to combine), so
+ * neighbouring lanes and work-items read neighbouring floats. */
+__kernel void pair_pool_narrow_fwd(const int chunks, const int per, const int rows, const int mp, const int h,
+                                   const int w, const int kh, const int kw, const int hn, const int wn,
+                                   const int use_max, CTENSOR(x), TENSOR(p), __global int *arg_base,
+                                   const int arg_off, const int want_arg) {
+  const int gq = get_global_id(0), row = get_global_id(1);
+  if (gq >= chunks || row >= rows) return;
+  const int plane = row / hn, ny = row % hn;
+  const int y0 = ny * kh, y1 = min(y0 + kh, h);
+  __global const float *src = AT(x) + plane * h * w;
+  const int out = plane * mp + ny * wn;
+  const int q1 = min((gq + 1) * per, (wn + 3) / 4);
+  for (int q = gq * per; q < q1; q++) {
+    const int4 nx = (int4)(4 * q) + (int4)(0, 1, 2, 3);
+    /* lanes past the row read the last node and are not stored */
+    const int4 xa = min(nx, (int4)(wn - 1)) * kw;
+    const int4 xb = min(xa + kw, (int4)(w));
+    float4 best = (float4)(0.0f);
+    int4 idx = (int4)(-1);
+    for (int y = y0; y < y1; y++)
+      for (int dx = 0; dx < kw; dx++) {
+        const int4 in = xa + dx < xb; /* the map's last patch may be clipped */
+        const int4 off = (int4)(y * w) + select(xa, xa + dx, in);
+        const float4 v = (float4)(src[off.s0], src[off.s1], src[off.s2], src[off.s3]);
+        if (use_max) {
+          const int4 take = in & ((idx < 0) | isgreater(v, best) | isnan(v));
+          best = select(best, v, take);
+          idx = select(idx, off, take);
+        } else {
+          best += select((float4)(0.0f), v, in);
+        }
+      }
+    if (!use_max) best /= convert_float4((y1 - y0) * (xb - xa));
+    const int o = out + 4 * q;
+    AT(p)[o] = best.s0;
+    if (want_arg) arg_base[arg_off + o] = idx.s0;
+    if (4 * q + 1 < wn) {
+      AT(p)[o + 1] = best.s1;
+      if (want_arg) arg_base[arg_off + o + 1] = idx.s1;
+    }
+    if (4 * q + 2 < wn) {
+      AT(p)[o + 2] = best.s2;
+      if (want_arg) arg_base[arg_off + o + 2] = idx.s2;
+    }
+    if (4 * q + 3 < wn) {
+      AT(p)[o + 3] = best.s3;
+      if (want_arg) arg_base[arg_off + o + 3] = idx.s3;
+    }
+  }
+}
+
 /* |f| of 4 nodes per work-item: (n, node quad); the eps is added later. */
 __kernel void pair_norm_fwd(const int quads, const int c, const int mp, CTENSOR(p), TENSOR(norm)) {
   const int g = get_global_id(0);

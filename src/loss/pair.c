@@ -130,22 +130,47 @@ size_t skd_pair_loss_workspace_bytes(const skd_pair_loss_config *cfg, const skd_
   return plan(cfg, &grid, student_feat->n, student_feat->c, teacher_feat->c, with_grad).total * 4;
 }
 
-/* Pools x (N, C, h, w) into p (N, C, MP) at offset p_off of the workspace. */
+/* Pools x (N, C, h, w) into p (N, C, MP) at offset p_off of the workspace:
+ * patches at least 4 wide by rows of float4 (one work-item per node), narrow
+ * ones with 4 nodes per float4 (several node quads per work-item on CPUs,
+ * whose work-items have a fixed cost). */
 static skd_status pool(skd_context *ctx, const skd_pair_grid *g, int mp, int use_max, const skd_tensor *x, cl_mem ws,
                        size_t p_off, size_t arg_off, int want_arg) {
+  int narrow = g->kw < 4;
   skd_kernel *k;
-  skd_status st = skd_kernel_get(ctx, "affinity", "pair_pool_fwd", &k);
+  skd_status st = skd_kernel_get(ctx, "affinity", narrow ? "pair_pool_narrow_fwd" : "pair_pool_fwd", &k);
   if (st != SKD_OK) return st;
   int planes = x->n * x->c;
   skd_args a = skd_args_begin(k);
-  skd_arg_int(&a, g->m);
-  skd_arg_int(&a, mp);
-  skd_arg_int(&a, planes);
-  skd_arg_int(&a, x->h);
-  skd_arg_int(&a, x->w);
-  skd_arg_int(&a, g->kh);
-  skd_arg_int(&a, g->kw);
-  skd_arg_int(&a, g->wn);
+  size_t global[2];
+  if (narrow) {
+    int quads = (g->wn + 3) / 4;
+    int per = ctx->info.is_gpu ? 1 : 8;
+    int chunks = (quads + per - 1) / per;
+    skd_arg_int(&a, chunks);
+    skd_arg_int(&a, per);
+    skd_arg_int(&a, planes * g->hn);
+    skd_arg_int(&a, mp);
+    skd_arg_int(&a, x->h);
+    skd_arg_int(&a, x->w);
+    skd_arg_int(&a, g->kh);
+    skd_arg_int(&a, g->kw);
+    skd_arg_int(&a, g->hn);
+    skd_arg_int(&a, g->wn);
+    global[0] = (size_t)chunks;
+    global[1] = (size_t)planes * (size_t)g->hn;
+  } else {
+    skd_arg_int(&a, g->m);
+    skd_arg_int(&a, mp);
+    skd_arg_int(&a, planes);
+    skd_arg_int(&a, x->h);
+    skd_arg_int(&a, x->w);
+    skd_arg_int(&a, g->kh);
+    skd_arg_int(&a, g->kw);
+    skd_arg_int(&a, g->wn);
+    global[0] = (size_t)g->m;
+    global[1] = (size_t)planes;
+  }
   skd_arg_int(&a, use_max);
   skd_arg_tensor(&a, x);
   skd_arg_mem(&a, ws);
@@ -153,8 +178,11 @@ static skd_status pool(skd_context *ctx, const skd_pair_grid *g, int mp, int use
   skd_arg_mem(&a, ws);
   skd_arg_int(&a, (int)arg_off);
   skd_arg_int(&a, want_arg);
-  size_t global[2] = {(size_t)g->m, (size_t)planes};
-  return skd_launch(ctx, &a, 2, global, NULL);
+  /* narrow: explicit groups along the rows (the long dimension); PoCL's own
+   * pick for a (1, large) grid cost 1.5-2x. Wide: the driver's pick (groups
+   * of (1, 64) there ran 5x slower on PoCL). */
+  size_t local[2] = {1, skd_context_wg(ctx, 64)};
+  return skd_launch(ctx, &a, 2, global, narrow ? local : NULL);
 }
 
 static skd_status norms(skd_context *ctx, int n, int c, int mp, cl_mem ws, size_t p_off, size_t norm_off) {

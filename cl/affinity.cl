@@ -188,6 +188,24 @@ static void grad_pairs(__global float *dp, __global const float *f, const int c,
               dp + ch * mp);
 }
 
+#ifndef PAIR_MAX_ROW
+#define PAIR_MAX_ROW 15 /* window rows up to this long (r <= 7) go row by row */
+#endif
+
+/* One window position's pairs (k lanes, j lanes) from their dot products:
+ * adds d^2 to loss, c a to s and gives cj = c / n_j (all 0 in lanes that are
+ * not valid, by select: their inputs may be garbage). */
+static void pair_terms(const float4 dots, const float4 dott, const float4 nks, const float4 nkt, const float4 njs,
+                       const float4 njt, const float4 wk, const float4 wj, const int4 valid, float4 *loss, float4 *s,
+                       float4 *cj) {
+  const float4 as = dots / (nks * njs);
+  const float4 d = as - dott / (nkt * njt);
+  *loss += select((float4)(0.0f), d * d, valid);
+  const float4 c = (wk + wj) * d;
+  *s += select((float4)(0.0f), c * as, valid);
+  *cj = select((float4)(0.0f), c / njs, valid);
+}
+
 /* The 4 nodes k0..k0+3 of sample n: their loss terms
  * sum_j (aS_kj - aT_kj)^2 / (M |window(k)|) (times inv_n = 1/N) into part,
  * and, when want_grad, dL/df_k into dp. ps, pt, ns, nt, part, dp point at
@@ -221,37 +239,76 @@ static void affinity_quad(const int k0, const int m, const int mp, const int hn,
     for (int ch = 0; ch < cs; ch++) vstore4((float4)(0.0f), 0, dp + ch * mp);
   float4 loss = (float4)(0.0f), s = (float4)(0.0f);
   const int bcast = r < 0;
-  const int rr = bcast ? 0 : r;
-  /* global: positions j = 0..m-1 (as dy = 0, dx = j); local: (dy, dx) in [-r, r]^2 */
-  const int ylo = -rr, yhi = rr, xlo = bcast ? 0 : -rr, xhi = bcast ? m - 1 : rr;
-  const float wglobal = 1.0f / ((float)m * (float)m);
-  for (int dy = ylo; dy <= yhi; dy++)
-    for (int dx = xlo; dx <= xhi; dx++) {
-      int4 valid = kvalid;
-      float4 wj = (float4)(wglobal), njs, njt;
-      int rel;
-      if (bcast) {
-        rel = dx - k0;
-        njs = (float4)(ns[rel] + PAIR_EPS);
-        njt = (float4)(nt[rel] + PAIR_EPS);
-      } else {
-        const int4 jy = ky + dy, jx = kx + dx;
-        valid &= (jy >= 0) & (jy < hn) & (jx >= 0) & (jx < wn);
-        if (!any(valid)) continue;
-        rel = dy * wn + dx;
-        wj = node_weight(clamp(jy, 0, hn - 1), clamp(jx, 0, wn - 1), hn, wn, r);
-        njs = vload4(0, ns + rel) + PAIR_EPS;
-        njt = vload4(0, nt + rel) + PAIR_EPS;
+  if (!bcast && 2 * r + 1 <= PAIR_MAX_ROW) {
+    /* Local window, one window row at a time: each channel's k values are
+     * loaded once per row and the row's 2r+1 neighbours are one contiguous
+     * run, instead of 2 strided loads per pair and channel. */
+    const int np = 2 * r + 1;
+    float4 dots[PAIR_MAX_ROW], dott[PAIR_MAX_ROW], cjs[PAIR_MAX_ROW];
+    int4 valids[PAIR_MAX_ROW];
+    for (int dy = -r; dy <= r; dy++) {
+      const int4 jy = ky + dy;
+      const int4 row_ok = kvalid & (jy >= 0) & (jy < hn);
+      if (!any(row_ok)) continue;
+      const int rel0 = dy * wn - r; /* position p: j = k + rel0 + p */
+      for (int q = 0; q < np; q++) {
+        const int4 jx = kx + (q - r);
+        valids[q] = row_ok & (jx >= 0) & (jx < wn);
+        dots[q] = (float4)(0.0f);
+        dott[q] = (float4)(0.0f);
       }
-      const float4 as = dot_pairs(ps, cs, mp, rel, bcast) / (nks * njs);
-      const float4 d = as - dot_pairs(pt, ct, mp, rel, bcast) / (nkt * njt);
-      loss += select((float4)(0.0f), d * d, valid);
-      if (want_grad) {
-        const float4 c = (wk + wj) * d;
-        s += select((float4)(0.0f), c * as, valid);
-        grad_pairs(dp, ps, cs, mp, rel, bcast, select((float4)(0.0f), c / njs, valid), valid);
+      for (int ch = 0; ch < cs; ch++) {
+        const float4 fk = vload4(0, ps + ch * mp);
+        __global const float *row = ps + ch * mp + rel0;
+        for (int q = 0; q < np; q++) dots[q] += fk * vload4(0, row + q);
       }
+      for (int ch = 0; ch < ct; ch++) {
+        const float4 fk = vload4(0, pt + ch * mp);
+        __global const float *row = pt + ch * mp + rel0;
+        for (int q = 0; q < np; q++) dott[q] += fk * vload4(0, row + q);
+      }
+      for (int q = 0; q < np; q++) {
+        const float4 wj = node_weight(clamp(jy, 0, hn - 1), clamp(kx + (q - r), 0, wn - 1), hn, wn, r);
+        pair_terms(dots[q], dott[q], nks, nkt, vload4(0, ns + rel0 + q) + PAIR_EPS,
+                   vload4(0, nt + rel0 + q) + PAIR_EPS, wk, wj, valids[q], &loss, &s, &cjs[q]);
+      }
+      if (want_grad)
+        for (int ch = 0; ch < cs; ch++) {
+          __global const float *row = ps + ch * mp + rel0;
+          float4 acc = vload4(0, dp + ch * mp);
+          for (int q = 0; q < np; q++) acc += select((float4)(0.0f), cjs[q] * vload4(0, row + q), valids[q]);
+          vstore4(acc, 0, dp + ch * mp);
+        }
     }
+  } else {
+    const int rr = bcast ? 0 : r;
+    /* global: positions j = 0..m-1 (as dy = 0, dx = j); local: (dy, dx) in [-r, r]^2 */
+    const int ylo = -rr, yhi = rr, xlo = bcast ? 0 : -rr, xhi = bcast ? m - 1 : rr;
+    const float wglobal = 1.0f / ((float)m * (float)m);
+    for (int dy = ylo; dy <= yhi; dy++)
+      for (int dx = xlo; dx <= xhi; dx++) {
+        int4 valid = kvalid;
+        float4 wj = (float4)(wglobal), njs, njt;
+        int rel;
+        if (bcast) {
+          rel = dx - k0;
+          njs = (float4)(ns[rel] + PAIR_EPS);
+          njt = (float4)(nt[rel] + PAIR_EPS);
+        } else {
+          const int4 jy = ky + dy, jx = kx + dx;
+          valid &= (jy >= 0) & (jy < hn) & (jx >= 0) & (jx < wn);
+          if (!any(valid)) continue;
+          rel = dy * wn + dx;
+          wj = node_weight(clamp(jy, 0, hn - 1), clamp(jx, 0, wn - 1), hn, wn, r);
+          njs = vload4(0, ns + rel) + PAIR_EPS;
+          njt = vload4(0, nt + rel) + PAIR_EPS;
+        }
+        float4 cj;
+        pair_terms(dot_pairs(ps, cs, mp, rel, bcast), dot_pairs(pt, ct, mp, rel, bcast), nks, nkt, njs, njt, wk, wj,
+                   valid, &loss, &s, &cj);
+        if (want_grad) grad_pairs(dp, ps, cs, mp, rel, bcast, cj, valid);
+      }
+  }
   vstore4(select((float4)(0.0f), loss * wk * inv_n, kvalid), 0, part);
   if (!want_grad) return;
   const float4 raw = vload4(0, ns);

@@ -37,7 +37,8 @@ void bn_merge(float *cnt, float *mean, float *m2, const float cb, const float mb
  * work-items' results are merged in a fixed tree (deterministic). A
  * work-item's groups are a contiguous run of the plane when `runs` (CPUs:
  * each core streams its own memory) or every wg-th group (GPUs: coalesced).
- * The plane's last hw % 4 values go to the first work-items. scratch: 3 wg. */
+ * The plane's last hw % 4 values go to the first work-items (any group
+ * size, 1 included). scratch: 3 wg. */
 __kernel void batchnorm_stats_fwd(const int n, const int c, const int hw, const int runs, const float eps,
                                   const float momentum, CTENSOR(x), TENSOR(running_mean), TENSOR(running_var),
                                   TENSOR(save_mean), TENSOR(save_invstd), __local float *scratch) {
@@ -68,7 +69,7 @@ __kernel void batchnorm_stats_fwd(const int n, const int c, const int hw, const 
       }
       bn_merge(&cnt, &mean, &m2, cb, mb, bn_hsum(d4));
     }
-    if (lid < tail) bn_merge(&cnt, &mean, &m2, 1.0f, xs[4 * hw4 + lid] - shift, 0.0f);
+    for (int t = lid; t < tail; t += wg) bn_merge(&cnt, &mean, &m2, 1.0f, xs[4 * hw4 + t] - shift, 0.0f);
   }
   __local float *sc = scratch, *sm = scratch + wg, *sq = scratch + 2 * wg;
   sc[lid] = cnt;
@@ -179,8 +180,8 @@ __kernel void batchnorm_bwd_params(const int n, const int c, const int hw, const
       sg4 += g;
       sgx4 += g * ((vload4(i, xs) - mu) * is);
     }
-    if (lid < tail) {
-      const int j = 4 * hw4 + lid;
+    for (int t = lid; t < tail; t += wg) {
+      const int j = 4 * hw4 + t;
       const float yv = act == BN_ACT_NONE ? 0.0f : ys[j];
       const float g = bn_pre_grad(act, slope, gs[j], yv);
       sg += g;

@@ -146,7 +146,7 @@ START_TEST(running_stats_steps) {
 END_TEST
 
 /* A large common offset: E[x^2] - E[x]^2 would lose the variance entirely
- * in float; the two-pass form keeps it. */
+ * in float; sums of squared deviations (merged blocks) keep it. */
 START_TEST(offset_input) {
   const int n = 4, c = 3, h = 9, w = 7;
   struct bn_host b = bn_random(n, c, h, w);

@@ -15,44 +15,83 @@
 /* Sum of the four lanes in a fixed order. */
 float bn_hsum(const float4 v) { return (v.x + v.y) + (v.z + v.w); }
 
-/* Training statistics of channel get_group_id(0): mean, then the sum of
- * squared deviations (never E[x^2] - E[x]^2, which cancels badly). Each
- * work-item reads float4 groups (SIMD on CPUs), the plane's last hw % 4
- * values go to the first work-items. */
-__kernel void batchnorm_stats_fwd(const int n, const int c, const int hw, const float eps, const float momentum,
-                                  CTENSOR(x), TENSOR(running_mean), TENSOR(running_var), TENSOR(save_mean),
-                                  TENSOR(save_invstd), __local float *scratch) {
+#ifndef BN_BLOCK
+#define BN_BLOCK 256 /* float4 groups per block of the one-pass statistics (4 KiB: stays in L1) */
+#endif
+
+/* Merges the statistics (count, mean, sum of squared deviations) of two
+ * disjoint sets (Chan et al.): exact in exact arithmetic, and it never
+ * subtracts large sums the way E[x^2] - E[x]^2 does. */
+void bn_merge(float *cnt, float *mean, float *m2, const float cb, const float mb, const float m2b) {
+  if (cb == 0.0f) return;
+  const float n = *cnt + cb, delta = mb - *mean;
+  *m2 += m2b + delta * delta * (*cnt * cb / n);
+  *mean += delta * (cb / n);
+  *cnt = n;
+}
+
+/* Training statistics of channel get_group_id(0) in one read of x: each
+ * work-item walks its float4 groups of every plane in blocks of at most
+ * BN_BLOCK, takes each block's mean and squared deviations in two passes
+ * over the block (the second from cache) and merges the blocks; the
+ * work-items' results are merged in a fixed tree (deterministic). A
+ * work-item's groups are a contiguous run of the plane when `runs` (CPUs:
+ * each core streams its own memory) or every wg-th group (GPUs: coalesced).
+ * The plane's last hw % 4 values go to the first work-items (any group
+ * size, 1 included). scratch: 3 wg. */
+__kernel void batchnorm_stats_fwd(const int n, const int c, const int hw, const int runs, const float eps,
+                                  const float momentum, CTENSOR(x), TENSOR(running_mean), TENSOR(running_var),
+                                  TENSOR(save_mean), TENSOR(save_invstd), __local float *scratch) {
   const int ch = get_group_id(0);
   const int lid = get_local_id(0), wg = get_local_size(0);
   const int m = n * hw, hw4 = hw / 4, tail = hw - 4 * hw4;
-  float4 acc4 = 0.0f;
-  float acc = 0.0f;
+  /* this work-item's groups: first + k * step, k < count */
+  const int per = (hw4 + wg - 1) / wg;
+  const int first = runs ? lid * per : lid, step = runs ? 1 : wg;
+  const int count = runs ? clamp(hw4 - lid * per, 0, per) : (hw4 > lid ? (hw4 - lid + wg - 1) / wg : 0);
+  /* Statistics of x - shift, shift one of the channel's values: means then
+   * sit near 0, where float resolves the block means' spread (around a
+   * large common offset it would round it away). */
+  const float shift = AT(x)[ch * hw];
+  float cnt = 0.0f, mean = 0.0f, m2 = 0.0f;
   for (int b = 0; b < n; b++) {
     __global const float *xs = AT(x) + (b * c + ch) * hw;
-    for (int i = lid; i < hw4; i += wg) acc4 += vload4(i, xs);
-    if (lid < tail) acc += xs[4 * hw4 + lid];
-  }
-  const float mean = group_sum(acc + bn_hsum(acc4), scratch) / (float)m;
-  /* The channel's values are still in cache from the first pass. */
-  acc4 = 0.0f;
-  acc = 0.0f;
-  for (int b = 0; b < n; b++) {
-    __global const float *xs = AT(x) + (b * c + ch) * hw;
-    for (int i = lid; i < hw4; i += wg) {
-      const float4 d = vload4(i, xs) - mean;
-      acc4 += d * d;
+    for (int k0 = 0; k0 < count; k0 += BN_BLOCK) {
+      const int k1 = min(k0 + BN_BLOCK, count);
+      float4 s4 = 0.0f;
+      for (int k = k0; k < k1; k++) s4 += vload4(first + k * step, xs) - shift;
+      const float cb = (float)(4 * (k1 - k0));
+      const float mb = bn_hsum(s4) / cb;
+      float4 d4 = 0.0f;
+      for (int k = k0; k < k1; k++) {
+        const float4 d = (vload4(first + k * step, xs) - shift) - mb;
+        d4 += d * d;
+      }
+      bn_merge(&cnt, &mean, &m2, cb, mb, bn_hsum(d4));
     }
-    if (lid < tail) {
-      const float d = xs[4 * hw4 + lid] - mean;
-      acc += d * d;
-    }
+    for (int t = lid; t < tail; t += wg) bn_merge(&cnt, &mean, &m2, 1.0f, xs[4 * hw4 + t] - shift, 0.0f);
   }
-  const float ssd = group_sum(acc + bn_hsum(acc4), scratch);
+  __local float *sc = scratch, *sm = scratch + wg, *sq = scratch + 2 * wg;
+  sc[lid] = cnt;
+  sm[lid] = mean;
+  sq[lid] = m2;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = wg / 2; s > 0; s >>= 1) {
+    if (lid < s) {
+      float a = sc[lid], am = sm[lid], aq = sq[lid];
+      bn_merge(&a, &am, &aq, sc[lid + s], sm[lid + s], sq[lid + s]);
+      sc[lid] = a;
+      sm[lid] = am;
+      sq[lid] = aq;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
   if (lid == 0) {
+    const float mu = shift + sm[0], ssd = sq[0];
     const float var = ssd / (float)m;
-    AT(save_mean)[ch] = mean;
+    AT(save_mean)[ch] = mu;
     AT(save_invstd)[ch] = 1.0f / sqrt(var + eps);
-    AT(running_mean)[ch] = (1.0f - momentum) * AT(running_mean)[ch] + momentum * mean;
+    AT(running_mean)[ch] = (1.0f - momentum) * AT(running_mean)[ch] + momentum * mu;
     AT(running_var)[ch] = (1.0f - momentum) * AT(running_var)[ch] + momentum * (ssd / (float)(m - 1));
   }
 }
@@ -114,14 +153,18 @@ float4 bn_pre_grad4(const int act, const float slope, const float4 g, const floa
 
 /* Per channel: sum_g = sum of g, sum_gx = sum of g * xhat (g: gradient of
  * the pre-activation) into sums[ch] and sums[c + ch]; dbeta += sum_g and
- * dgamma += sum_gx when wanted. float4 groups as batchnorm_stats_fwd. */
+ * dgamma += sum_gx when wanted. float4 groups, runs, as batchnorm_stats_fwd. */
 __kernel void batchnorm_bwd_params(const int n, const int c, const int hw, const int act, const float slope,
                                    CTENSOR(x), CTENSOR(y), CTENSOR(mean), CTENSOR(invstd), CTENSOR(dy),
                                    TENSOR(sums), const int want_dgamma, TENSOR(dgamma), const int want_dbeta,
-                                   TENSOR(dbeta), __local float *scratch) {
+                                   TENSOR(dbeta), const int runs, __local float *scratch) {
   const int ch = get_group_id(0);
   const int lid = get_local_id(0), wg = get_local_size(0);
   const int hw4 = hw / 4, tail = hw - 4 * hw4;
+  /* the work-item's groups as in batchnorm_stats_fwd: first + k * step */
+  const int per = (hw4 + wg - 1) / wg;
+  const int first = runs ? lid * per : lid, step = runs ? 1 : wg;
+  const int count = runs ? clamp(hw4 - lid * per, 0, per) : (hw4 > lid ? (hw4 - lid + wg - 1) / wg : 0);
   const float mu = AT(mean)[ch], is = AT(invstd)[ch];
   float4 sg4 = 0.0f, sgx4 = 0.0f;
   float sg = 0.0f, sgx = 0.0f;
@@ -130,14 +173,15 @@ __kernel void batchnorm_bwd_params(const int n, const int c, const int hw, const
     __global const float *xs = AT(x) + base;
     __global const float *ys = AT(y) + base;
     __global const float *gs = AT(dy) + base;
-    for (int i = lid; i < hw4; i += wg) {
+    for (int k = 0; k < count; k++) {
+      const int i = first + k * step;
       const float4 yv = act == BN_ACT_NONE ? (float4)0.0f : vload4(i, ys);
       const float4 g = bn_pre_grad4(act, slope, vload4(i, gs), yv);
       sg4 += g;
       sgx4 += g * ((vload4(i, xs) - mu) * is);
     }
-    if (lid < tail) {
-      const int j = 4 * hw4 + lid;
+    for (int t = lid; t < tail; t += wg) {
+      const int j = 4 * hw4 + t;
       const float yv = act == BN_ACT_NONE ? 0.0f : ys[j];
       const float g = bn_pre_grad(act, slope, gs[j], yv);
       sg += g;

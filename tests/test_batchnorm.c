@@ -91,7 +91,9 @@ static void run_case(int n, int c, int h, int w, int training, skd_bn_act act) {
 }
 
 START_TEST(forward_backward_shapes) {
-  static const int shapes[][4] = {{1, 3, 7, 5}, {2, 13, 5, 9}, {4, 64, 8, 8}, {2, 7, 1, 1}, {3, 5, 33, 17}};
+  static const int shapes[][4] = {{1, 3, 7, 5}, {2, 13, 5, 9}, {4, 64, 8, 8}, {2, 7, 1, 1}, {3, 5, 33, 17},
+                                  /* runs longer than BN_BLOCK float4 groups per work-item on CPUs */
+                                  {2, 3, 70, 65}};
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
     for (int training = 1; training >= 0; training--)
       for (int act = SKD_BN_ACT_NONE; act <= SKD_BN_ACT_LEAKY_RELU; act++)
@@ -144,7 +146,7 @@ START_TEST(running_stats_steps) {
 END_TEST
 
 /* A large common offset: E[x^2] - E[x]^2 would lose the variance entirely
- * in float; the two-pass form keeps it. */
+ * in float; sums of squared deviations (merged blocks) keep it. */
 START_TEST(offset_input) {
   const int n = 4, c = 3, h = 9, w = 7;
   struct bn_host b = bn_random(n, c, h, w);
@@ -156,6 +158,49 @@ START_TEST(offset_input) {
                                   SKD_BN_MOMENTUM, SKD_BN_ACT_NONE, 0.0f));
   check_error("batchnorm train", "invstd, offset 1000", rel_error(dev_fetch(&d.sinvstd), si, (size_t)c), 1e-5);
   check_error("batchnorm train", "fwd, offset 1000", rel_error(dev_fetch(&d.y), y, b.numel), 1e-4);
+}
+END_TEST
+
+/* The statistics kernel walks a work-item's float4 groups as contiguous runs
+ * (what the op picks on CPUs) or interleaved by the group size (GPUs); the
+ * op only ever takes one of them on a given device, so both are launched
+ * here directly, with several group sizes, plain and with a large offset. */
+START_TEST(stats_both_layouts) {
+  static const int shapes[][4] = {{3, 5, 33, 17}, {2, 3, 70, 65}, {1, 2, 3, 1}};
+  skd_kernel *k;
+  CK_OK(skd_kernel_get(T, "batchnorm", "batchnorm_stats_fwd", &k));
+  double worst = 0.0;
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+    for (int offset = 0; offset <= 1000; offset += 1000)
+      for (int runs = 0; runs <= 1; runs++)
+        for (size_t wg = 1; wg <= 64; wg *= 4) {
+          const int n = shapes[si][0], c = shapes[si][1], hw = shapes[si][2] * shapes[si][3];
+          struct bn_host b = bn_random(n, c, shapes[si][2], shapes[si][3]);
+          for (size_t i = 0; i < b.numel; i++) b.x[i] += (float)offset;
+          struct bn_dev d = bn_upload(&b);
+          skd_args a = skd_args_begin(k);
+          skd_arg_int(&a, n);
+          skd_arg_int(&a, c);
+          skd_arg_int(&a, hw);
+          skd_arg_int(&a, runs);
+          skd_arg_float(&a, SKD_BN_EPS);
+          skd_arg_float(&a, SKD_BN_MOMENTUM);
+          skd_arg_tensor(&a, &d.x);
+          skd_arg_tensor(&a, &d.rmean);
+          skd_arg_tensor(&a, &d.rvar);
+          skd_arg_tensor(&a, &d.smean);
+          skd_arg_tensor(&a, &d.sinvstd);
+          skd_arg_local(&a, 3 * wg * sizeof(float));
+          size_t global = (size_t)c * wg;
+          CK_OK(skd_launch(T, &a, 1, &global, &wg));
+          float *y = host_alloc(b.numel), *sm = host_alloc((size_t)c), *sv = host_alloc((size_t)c);
+          CK_OK(skd_ref_batchnorm_forward(1, b.x, n, c, hw, b.gamma, b.beta, b.rmean, b.rvar, sm, sv, y, SKD_BN_EPS,
+                                          SKD_BN_MOMENTUM, SKD_BN_ACT_NONE, 0.0f));
+          worst = fmax(worst, rel_error(dev_fetch(&d.smean), sm, (size_t)c));
+          worst = fmax(worst, rel_error(dev_fetch(&d.sinvstd), sv, (size_t)c));
+          worst = fmax(worst, rel_error(dev_fetch(&d.rvar), b.rvar, (size_t)c));
+        }
+  check_error("batchnorm train", "stats, runs and interleaved, wg 1-64", worst, 1e-5);
 }
 END_TEST
 
@@ -362,6 +407,7 @@ int main(void) {
   tcase_add_test(tc, single_value_per_channel);
   tcase_add_test(tc, running_stats_steps);
   tcase_add_test(tc, offset_input);
+  tcase_add_test(tc, stats_both_layouts);
   tcase_add_test(tc, finite_differences);
   tcase_add_test(tc, partial_gradients);
   tcase_add_test(tc, versus_pytorch);

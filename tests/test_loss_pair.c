@@ -134,6 +134,8 @@ START_TEST(vs_reference) {
       {2, 11, 3, 5, 23, {2, 0, SKD_PAIR_POOL_MAX, -1, SKD_PAIR_NORM_EXACT}},
       {1, 5, 6, 3, 10, {4, 0, SKD_PAIR_POOL_AVG, 1, SKD_PAIR_NORM_EXACT}}, /* patch taller than the map */
       {2, 5, 6, 3, 10, {4, 0, SKD_PAIR_POOL_MAX, 1, SKD_PAIR_NORM_DETACHED}},
+      /* a window row longer than the kernel's row-by-row path (PAIR_MAX_ROW 15) */
+      {1, 4, 5, 21, 19, {1, 0, SKD_PAIR_POOL_MAX, 8, SKD_PAIR_NORM_EXACT}},
   };
   /* The gradient is proportional to aS - aT, a difference of cosines that
    * float rounds to ~1e-7 absolute. Max pooling over big patches makes the

@@ -49,16 +49,40 @@ skd_status skd_pair_node_grid(const skd_pair_loss_config *cfg, int h, int w, skd
 /* Work-groups of the first pass of the loss total (at most). */
 #define REDUCE_GROUPS 64
 
+/* Nodes padded to a multiple of 4: the kernels hold 4 nodes as a float4.
+ * The channel stride is kept off multiples of 64 floats: a power-of-two
+ * stride (M = 1024 -> 4 KiB) puts every channel of a node in one cache set
+ * of a CPU's L1, and the per-node channel loops then miss on every load. */
+static int padded_nodes(int m) {
+  int mp = (m + 3) / 4 * 4;
+  return mp % 64 == 0 ? mp + 4 : mp;
+}
+
+/* The window radius the kernels get: -1 global; a radius reaching past the
+ * grid is the global window, and clamping keeps the kernels' index
+ * arithmetic away from overflow. */
+static int kernel_radius(const skd_pair_loss_config *cfg, const skd_pair_grid *g) {
+  int big = g->hn > g->wn ? g->hn : g->wn;
+  return cfg->window_radius < 0 ? -1 : (cfg->window_radius > big ? big : cfg->window_radius);
+}
+
 /* Workspace areas, offsets in 4-byte elements; arg holds ints; red holds
- * the first reduction pass's group sums. */
+ * the first reduction pass's group sums. Node areas are (N, C, MP). A local
+ * window's shifted float4 reads reach up to r * wn + r + 3 floats before or
+ * after an area (lanes outside the grid, dropped): the guard pads keep those
+ * reads inside the buffer. */
 struct layout {
-  size_t ps, pt, ns, nt, part, red, arg, dp, total;
+  size_t mp, pad, ps, pt, ns, nt, part, red, arg, dp, total;
 };
 
-static struct layout plan(const skd_pair_loss_config *cfg, int n, int cs, int ct, int m, int with_grad) {
+static struct layout plan(const skd_pair_loss_config *cfg, const skd_pair_grid *g, int n, int cs, int ct,
+                          int with_grad) {
   struct layout l;
-  size_t nm = (size_t)n * (size_t)m;
-  l.ps = 0;
+  int r = kernel_radius(cfg, g);
+  l.mp = (size_t)padded_nodes(g->m);
+  l.pad = ((r > 0 ? (size_t)r * (size_t)g->wn + (size_t)r : 0) + 4 + 3) / 4 * 4;
+  size_t nm = (size_t)n * l.mp;
+  l.ps = l.pad;
   l.pt = l.ps + nm * (size_t)cs;
   l.ns = l.pt + nm * (size_t)ct;
   l.nt = l.ns + nm;
@@ -66,7 +90,7 @@ static struct layout plan(const skd_pair_loss_config *cfg, int n, int cs, int ct
   l.red = l.part + nm;
   l.arg = l.red + REDUCE_GROUPS;
   l.dp = l.arg + (with_grad && cfg->pool == SKD_PAIR_POOL_MAX ? nm * (size_t)cs : 0);
-  l.total = l.dp + (with_grad ? nm * (size_t)cs : 0);
+  l.total = l.dp + (with_grad ? nm * (size_t)cs : 0) + l.pad;
   return l;
 }
 
@@ -103,24 +127,50 @@ size_t skd_pair_loss_workspace_bytes(const skd_pair_loss_config *cfg, const skd_
   skd_pair_grid grid;
   skd_tensor one = {NULL, 0, 1, 1, 1, 1};
   if (check_inputs(cfg, student_feat, teacher_feat, NULL, &one, &grid) != SKD_OK) return 0;
-  return plan(cfg, student_feat->n, student_feat->c, teacher_feat->c, grid.m, with_grad).total * 4;
+  return plan(cfg, &grid, student_feat->n, student_feat->c, teacher_feat->c, with_grad).total * 4;
 }
 
-/* Pools x (N, C, h, w) into p (N, C, M) at offset p_off of the workspace. */
-static skd_status pool(skd_context *ctx, const skd_pair_grid *g, int use_max, const skd_tensor *x, cl_mem ws,
+/* Pools x (N, C, h, w) into p (N, C, MP) at offset p_off of the workspace:
+ * patches at least 4 wide by rows of float4 (one work-item per node), narrow
+ * ones with 4 nodes per float4 (several node quads per work-item on CPUs,
+ * whose work-items have a fixed cost). */
+static skd_status pool(skd_context *ctx, const skd_pair_grid *g, int mp, int use_max, const skd_tensor *x, cl_mem ws,
                        size_t p_off, size_t arg_off, int want_arg) {
+  int narrow = g->kw < 4;
   skd_kernel *k;
-  skd_status st = skd_kernel_get(ctx, "affinity", "pair_pool_fwd", &k);
+  skd_status st = skd_kernel_get(ctx, "affinity", narrow ? "pair_pool_narrow_fwd" : "pair_pool_fwd", &k);
   if (st != SKD_OK) return st;
-  int total = x->n * x->c * g->m;
+  int planes = x->n * x->c;
   skd_args a = skd_args_begin(k);
-  skd_arg_int(&a, total);
-  skd_arg_int(&a, x->h);
-  skd_arg_int(&a, x->w);
-  skd_arg_int(&a, g->kh);
-  skd_arg_int(&a, g->kw);
-  skd_arg_int(&a, g->hn);
-  skd_arg_int(&a, g->wn);
+  size_t global[2];
+  if (narrow) {
+    int quads = (g->wn + 3) / 4;
+    int per = ctx->info.is_gpu ? 1 : 8;
+    int chunks = (quads + per - 1) / per;
+    skd_arg_int(&a, chunks);
+    skd_arg_int(&a, per);
+    skd_arg_int(&a, planes * g->hn);
+    skd_arg_int(&a, mp);
+    skd_arg_int(&a, x->h);
+    skd_arg_int(&a, x->w);
+    skd_arg_int(&a, g->kh);
+    skd_arg_int(&a, g->kw);
+    skd_arg_int(&a, g->hn);
+    skd_arg_int(&a, g->wn);
+    global[0] = (size_t)chunks;
+    global[1] = (size_t)planes * (size_t)g->hn;
+  } else {
+    skd_arg_int(&a, g->m);
+    skd_arg_int(&a, mp);
+    skd_arg_int(&a, planes);
+    skd_arg_int(&a, x->h);
+    skd_arg_int(&a, x->w);
+    skd_arg_int(&a, g->kh);
+    skd_arg_int(&a, g->kw);
+    skd_arg_int(&a, g->wn);
+    global[0] = (size_t)g->m;
+    global[1] = (size_t)planes;
+  }
   skd_arg_int(&a, use_max);
   skd_arg_tensor(&a, x);
   skd_arg_mem(&a, ws);
@@ -128,23 +178,27 @@ static skd_status pool(skd_context *ctx, const skd_pair_grid *g, int use_max, co
   skd_arg_mem(&a, ws);
   skd_arg_int(&a, (int)arg_off);
   skd_arg_int(&a, want_arg);
-  return skd_launch_1d(ctx, &a, (size_t)total, 256);
+  /* narrow: explicit groups along the rows (the long dimension); PoCL's own
+   * pick for a (1, large) grid cost 1.5-2x. Wide: the driver's pick (groups
+   * of (1, 64) there ran 5x slower on PoCL). */
+  size_t local[2] = {1, skd_context_wg(ctx, 64)};
+  return skd_launch(ctx, &a, 2, global, narrow ? local : NULL);
 }
 
-static skd_status norms(skd_context *ctx, int n, int c, int m, cl_mem ws, size_t p_off, size_t norm_off) {
+static skd_status norms(skd_context *ctx, int n, int c, int mp, cl_mem ws, size_t p_off, size_t norm_off) {
   skd_kernel *k;
   skd_status st = skd_kernel_get(ctx, "affinity", "pair_norm_fwd", &k);
   if (st != SKD_OK) return st;
-  int total = n * m;
+  int quads = n * mp / 4;
   skd_args a = skd_args_begin(k);
-  skd_arg_int(&a, total);
+  skd_arg_int(&a, quads);
   skd_arg_int(&a, c);
-  skd_arg_int(&a, m);
+  skd_arg_int(&a, mp);
   skd_arg_mem(&a, ws);
   skd_arg_int(&a, (int)p_off);
   skd_arg_mem(&a, ws);
   skd_arg_int(&a, (int)norm_off);
-  return skd_launch_1d(ctx, &a, (size_t)total, 256);
+  return skd_launch_1d(ctx, &a, (size_t)quads, 64);
 }
 
 static skd_status affinity(skd_context *ctx, const skd_pair_loss_config *cfg, const skd_pair_grid *g, int n, int cs,
@@ -152,9 +206,11 @@ static skd_status affinity(skd_context *ctx, const skd_pair_loss_config *cfg, co
   skd_kernel *k;
   skd_status st = skd_kernel_get(ctx, "affinity", want_grad ? "pair_affinity_bwd_student" : "pair_affinity_fwd", &k);
   if (st != SKD_OK) return st;
-  int total = n * g->m;
+  int quads = n * (int)l->mp / 4;
   skd_args a = skd_args_begin(k);
-  skd_arg_int(&a, total);
+  skd_arg_int(&a, quads);
+  skd_arg_int(&a, g->m);
+  skd_arg_int(&a, (int)l->mp);
   skd_arg_int(&a, g->hn);
   skd_arg_int(&a, g->wn);
   skd_arg_int(&a, radius);
@@ -171,8 +227,8 @@ static skd_status affinity(skd_context *ctx, const skd_pair_loss_config *cfg, co
     skd_arg_mem(&a, ws);
     skd_arg_int(&a, (int)l->dp);
   }
-  /* A node's work grows with the window: small groups spread it. */
-  return skd_launch_1d(ctx, &a, (size_t)total, 64);
+  /* A quad's work grows with the window: small groups spread it. */
+  return skd_launch_1d(ctx, &a, (size_t)quads, 16);
 }
 
 /* out = the sum of count partials, deterministic: contiguous chunks summed by
@@ -216,25 +272,38 @@ static skd_status reduce(skd_context *ctx, int count, cl_mem ws, size_t part_off
 static skd_status pool_backward(skd_context *ctx, const skd_pair_grid *g, int use_max, float scale, cl_mem ws,
                                 const struct layout *l, const skd_tensor *dx) {
   skd_kernel *k;
-  skd_status st = skd_kernel_get(ctx, "affinity", "pair_pool_bwd_x", &k);
+  skd_status st = skd_kernel_get(ctx, "affinity", use_max ? "pair_pool_max_bwd_x" : "pair_pool_avg_bwd_x", &k);
   if (st != SKD_OK) return st;
-  int total = (int)skd_tensor_numel(dx);
+  int planes = dx->n * dx->c;
   skd_args a = skd_args_begin(k);
-  skd_arg_int(&a, total);
+  if (use_max) {
+    skd_arg_int(&a, g->m);
+    skd_arg_int(&a, (int)l->mp);
+    skd_arg_int(&a, planes);
+    skd_arg_int(&a, dx->h * dx->w);
+    skd_arg_float(&a, scale);
+    skd_arg_mem(&a, ws);
+    skd_arg_int(&a, (int)l->dp);
+    skd_arg_mem(&a, ws);
+    skd_arg_int(&a, (int)l->arg);
+    skd_arg_tensor(&a, dx);
+    size_t global[2] = {(size_t)g->m, (size_t)planes};
+    return skd_launch(ctx, &a, 2, global, NULL);
+  }
+  int rows = planes * dx->h;
+  skd_arg_int(&a, rows);
   skd_arg_int(&a, dx->h);
   skd_arg_int(&a, dx->w);
   skd_arg_int(&a, g->kh);
   skd_arg_int(&a, g->kw);
-  skd_arg_int(&a, g->hn);
   skd_arg_int(&a, g->wn);
-  skd_arg_int(&a, use_max);
+  skd_arg_int(&a, (int)l->mp);
   skd_arg_float(&a, scale);
   skd_arg_mem(&a, ws);
   skd_arg_int(&a, (int)l->dp);
-  skd_arg_mem(&a, ws);
-  skd_arg_int(&a, (int)l->arg);
   skd_arg_tensor(&a, dx);
-  return skd_launch_1d(ctx, &a, (size_t)total, 256);
+  size_t global[2] = {(size_t)dx->w, (size_t)rows};
+  return skd_launch(ctx, &a, 2, global, NULL);
 }
 
 skd_status skd_pair_loss(skd_context *ctx, const skd_pair_loss_config *cfg, const skd_tensor *student_feat,
@@ -251,22 +320,21 @@ skd_status skd_pair_loss(skd_context *ctx, const skd_pair_loss_config *cfg, cons
   const int n = student_feat->n, cs = student_feat->c, ct = teacher_feat->c;
   const int want_grad = dstudent != NULL;
   const int use_max = cfg->pool == SKD_PAIR_POOL_MAX;
-  struct layout l = plan(cfg, n, cs, ct, g.m, want_grad);
+  struct layout l = plan(cfg, &g, n, cs, ct, want_grad);
   if (l.total > (size_t)INT_MAX)
     return skd_error(SKD_EINVAL, "pair_loss: workspace of %zu floats exceeds the kernels' int indexing", l.total);
-  /* A radius reaching past the grid is the global window; clamping keeps
-   * the kernels' index arithmetic away from overflow. */
-  int big = g.hn > g.wn ? g.hn : g.wn;
-  int radius = cfg->window_radius < 0 ? -1 : (cfg->window_radius > big ? big : cfg->window_radius);
+  int radius = kernel_radius(cfg, &g);
+  int mp = (int)l.mp;
 
   cl_mem ws;
   st = skd_workspace_get(ctx, l.total * 4, &ws);
-  if (st == SKD_OK) st = pool(ctx, &g, use_max, student_feat, ws, l.ps, l.arg, use_max && want_grad);
-  if (st == SKD_OK) st = pool(ctx, &g, use_max, teacher_feat, ws, l.pt, l.arg, 0);
-  if (st == SKD_OK) st = norms(ctx, n, cs, g.m, ws, l.ps, l.ns);
-  if (st == SKD_OK) st = norms(ctx, n, ct, g.m, ws, l.pt, l.nt);
+  if (st == SKD_OK) st = pool(ctx, &g, mp, use_max, student_feat, ws, l.ps, l.arg, use_max && want_grad);
+  if (st == SKD_OK) st = pool(ctx, &g, mp, use_max, teacher_feat, ws, l.pt, l.arg, 0);
+  if (st == SKD_OK) st = norms(ctx, n, cs, mp, ws, l.ps, l.ns);
+  if (st == SKD_OK) st = norms(ctx, n, ct, mp, ws, l.pt, l.nt);
   if (st == SKD_OK) st = affinity(ctx, cfg, &g, n, cs, ct, radius, ws, &l, want_grad);
-  if (st == SKD_OK) st = reduce(ctx, n * g.m, ws, l.part, l.red, loss_out);
+  /* the pad lanes' terms are written as 0 */
+  if (st == SKD_OK) st = reduce(ctx, n * mp, ws, l.part, l.red, loss_out);
   if (st == SKD_OK && want_grad) st = pool_backward(ctx, &g, use_max, grad_scale, ws, &l, dstudent);
   return st;
 }

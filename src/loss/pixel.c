@@ -62,11 +62,11 @@ skd_status skd_pixel_loss(skd_context *ctx, const skd_pixel_loss_config *cfg, co
   const float fixed_norm = cfg->norm == SKD_PIXEL_NORM_MEAN ? (float)total : (float)hw;
   const float ignore = (float)cfg->ignore_label;
 
-  /* The fused kernel's grid: a work-item per 4 positions of a sample's
+  /* The fused kernel's grid: a work-item per 8 positions of a sample's
    * plane, work-groups of wg_fwd along the plane; each group leaves two
    * partial sums. */
   const size_t wg_fwd = skd_context_wg(ctx, 64);
-  const size_t items = ((size_t)hw + 3) / 4;
+  const size_t items = ((size_t)hw + 7) / 8;
   const size_t groups_x = (items + wg_fwd - 1) / wg_fwd;
   const int groups = (int)groups_x * s->n;
 

@@ -6,7 +6,9 @@
  * dgamma, dbeta) is (1, C, 1, 1), so that it is an ordinary skd_param value.
  *
  * Training forward: per channel over the M = N*H*W values, mean and biased
- * variance (two passes: the mean, then the sum of squared deviations),
+ * variance (never E[x^2] - E[x]^2: the device merges blocks' means and sums
+ * of squared deviations around a shift in one read of x; the reference takes
+ * two passes),
  *   y = act((x - mean) / sqrt(var + eps) * gamma + beta),
  * save_mean = mean, save_invstd = 1 / sqrt(var + eps) (for backward), and
  *   running_mean = (1 - momentum) * running_mean + momentum * mean

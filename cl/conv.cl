@@ -91,17 +91,25 @@ __kernel void conv2d_bwd_bias(const int n, const int cout, const int plane, CTEN
 }
 
 /* Direct forward convolution, no columns: one work-item computes CONV_PXB
- * neighbouring output pixels of one row, for CONV_COB consecutive output
- * channels, so each input it loads feeds CONV_COB multiply-adds and each
- * weight CONV_PXB. Channels past Cout compute on a clamped weight row and
+ * neighbouring output pixels of one row, as one vector, for CONV_COB
+ * consecutive output channels, so each input vector it loads feeds
+ * CONV_COB vector multiply-adds and each weight CONV_PXB. Interior strips
+ * at stride 1 load their inputs as one vector; edge strips gather them with
+ * zero padding. Channels past Cout compute on a clamped weight row and
  * pixels past the row end on a clamped column; neither is stored.
- * y = conv(x) + bias (bias optional: has_bias). */
+ * y = conv(x) + bias (bias optional: has_bias). CONV_PXB is a vector width:
+ * 2, 4, 8 or 16. */
 #ifndef CONV_COB
 #define CONV_COB 8
 #endif
 #ifndef CONV_PXB
 #define CONV_PXB 8
 #endif
+#define CONV_CAT_(a, b) a##b
+#define CONV_CAT(a, b) CONV_CAT_(a, b)
+#define PXVEC CONV_CAT(float, CONV_PXB)
+#define PXLOAD CONV_CAT(vload, CONV_PXB)
+#define PXSTORE CONV_CAT(vstore, CONV_PXB)
 __kernel void conv2d_direct_fwd(const int cin, const int h, const int w, const int cout, const int ho,
                                 const int wo, GEOMETRY, CTENSOR(x), CTENSOR(weight), const int has_bias,
                                 CTENSOR(bias), TENSOR(y)) {
@@ -112,14 +120,15 @@ __kernel void conv2d_direct_fwd(const int cin, const int h, const int w, const i
   if (g >= ho * strips) return;
   const int oy = g / strips, ox0 = (g % strips) * CONV_PXB;
   const int y0 = oy * sh - ph;
+  const int full = ox0 + CONV_PXB <= wo;
+  const int dense = sw == 1 && full; /* the strip reads consecutive inputs */
   int xs0[CONV_PXB];
   for (int q = 0; q < CONV_PXB; q++) xs0[q] = min(ox0 + q, wo - 1) * sw - pw;
   const int taps = cin * kh * kw;
   int wbase[CONV_COB];
   for (int j = 0; j < CONV_COB; j++) wbase[j] = min(co0 + j, cout - 1) * taps;
-  float acc[CONV_COB][CONV_PXB];
-  for (int j = 0; j < CONV_COB; j++)
-    for (int q = 0; q < CONV_PXB; q++) acc[j][q] = 0.0f;
+  PXVEC acc[CONV_COB];
+  for (int j = 0; j < CONV_COB; j++) acc[j] = (PXVEC)(0.0f);
   __global const float *xs = AT(x) + s * cin * h * w;
   __global const float *wt = AT(weight);
   int t = 0;
@@ -129,26 +138,35 @@ __kernel void conv2d_direct_fwd(const int cin, const int h, const int w, const i
       const int iy = y0 + ky * dh;
       const int row_ok = iy >= 0 && iy < h;
       for (int kx = 0; kx < kw; kx++, t++) {
-        float v[CONV_PXB];
-        for (int q = 0; q < CONV_PXB; q++) {
-          const int ix = xs0[q] + kx * dw;
-          v[q] = (row_ok && ix >= 0 && ix < w) ? xc[iy * w + ix] : 0.0f;
+        const int ix0 = xs0[0] + kx * dw;
+        PXVEC v;
+        if (dense && row_ok && ix0 >= 0 && ix0 + CONV_PXB <= w) {
+          v = PXLOAD(0, xc + iy * w + ix0);
+        } else {
+          float gathered[CONV_PXB];
+          for (int q = 0; q < CONV_PXB; q++) {
+            const int ix = xs0[q] + kx * dw;
+            gathered[q] = (row_ok && ix >= 0 && ix < w) ? xc[iy * w + ix] : 0.0f;
+          }
+          v = PXLOAD(0, gathered);
         }
-        for (int j = 0; j < CONV_COB; j++) {
-          const float wv = wt[wbase[j] + t];
-          for (int q = 0; q < CONV_PXB; q++) acc[j][q] += wv * v[q];
-        }
+        for (int j = 0; j < CONV_COB; j++) acc[j] += wt[wbase[j] + t] * v;
       }
     }
   }
   const int plane = ho * wo;
-  __global float *ys = AT(y) + s * cout * plane + oy * wo;
+  __global float *ys = AT(y) + s * cout * plane + oy * wo + ox0;
   for (int j = 0; j < CONV_COB; j++) {
     const int co = co0 + j;
     if (co >= cout) break;
-    const float b = has_bias ? AT(bias)[co] : 0.0f;
-    for (int q = 0; q < CONV_PXB; q++)
-      if (ox0 + q < wo) ys[co * plane + ox0 + q] = acc[j][q] + b;
+    const PXVEC r = acc[j] + (has_bias ? AT(bias)[co] : 0.0f);
+    if (full) {
+      PXSTORE(r, 0, ys + co * plane);
+    } else {
+      float out[CONV_PXB];
+      PXSTORE(r, 0, out);
+      for (int q = 0; ox0 + q < wo; q++) ys[co * plane + q] = out[q];
+    }
   }
 }
 

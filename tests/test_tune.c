@@ -357,8 +357,10 @@ START_TEST(conv_malformed_lines) {
                    "missing");
   expect_malformed("c_zero.txt", "Conv ALGO=direct COB=0 PXB=8 CIB=4 WG=64 WGW=8\nend\n", "line 5", "Conv COB",
                    "expected a whole number >= 1");
-  expect_malformed("c_big.txt", "Conv ALGO=direct COB=8 PXB=65 CIB=4 WG=64 WGW=8\nend\n", "line 5", "Conv PXB",
+  expect_malformed("c_big.txt", "Conv ALGO=direct COB=65 PXB=8 CIB=4 WG=64 WGW=8\nend\n", "line 5", "Conv COB",
                    "must be 1..64");
+  expect_malformed("c_width.txt", "Conv ALGO=direct COB=8 PXB=6 CIB=4 WG=64 WGW=8\nend\n", "line 5", "Conv PXB",
+                   "must be 2, 4, 8 or 16");
   expect_malformed("c_unknown.txt", "Conv ALGO=direct COB=8 PXB=8 CIB=4 WG=64 WGW=8 TILE=2\nend\n", "line 5",
                    "Conv TILE", "unknown parameter");
   expect_malformed("c_twice.txt", CONV_OK CONV_OK "end\n", "line 6", "Conv", "a second Conv line");
@@ -432,7 +434,7 @@ static void check_conv(const char *label, int n, int cin, int h, int w, int cout
 START_TEST(conv_under_blockings) {
   /* Blocks smaller and larger than the kernel's #define defaults: a host
    * and kernel that disagreed (no -D) would skip channels or pixels. */
-  static const int blockings[3][5] = {{4, 4, 8, 16, 4}, {16, 16, 8, 256, 32}, {3, 5, 3, 32, 1}};
+  static const int blockings[3][5] = {{4, 4, 8, 16, 4}, {16, 16, 8, 256, 32}, {3, 2, 3, 32, 1}};
   for (int i = 0; i < 3; i++) {
     skd_conv_tuning c;
     skd_conv_tuning_default(&c);

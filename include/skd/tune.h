@@ -43,8 +43,9 @@ typedef struct skd_conv_tuning {
 
 void skd_conv_tuning_default(skd_conv_tuning *c);
 
-/* -1 when the blocking is usable (every value in 1..64, wg and wg_w in
- * 1..1024); else 0..4 for the field at fault (cob, pxb, cib, wg, wg_w). */
+/* -1 when the blocking is usable (cob and cib in 1..64, pxb a vector width
+ * 2, 4, 8 or 16, wg and wg_w in 1..1024); else 0..4 for the field at fault
+ * (cob, pxb, cib, wg, wg_w). */
 int skd_conv_tuning_invalid(const skd_conv_tuning *c);
 
 /* Makes c the convolution tuning of ctx: the algorithm rules for AUTO and

@@ -18,11 +18,13 @@ void skd_conv_tuning_default(skd_conv_tuning *c) {
 }
 
 int skd_conv_tuning_invalid(const skd_conv_tuning *c) {
-  /* Blocks are private arrays (acc[COB][PXB]): keep them sane. */
+  /* Blocks are private arrays (acc[COB] of PXB-wide vectors): keep them
+   * sane; PXB is an OpenCL vector width. */
   const int v[5] = {c->cob, c->pxb, c->cib, c->wg, c->wg_w};
-  const int hi[5] = {64, 64, 64, 1024, 1024};
+  const int hi[5] = {64, 16, 64, 1024, 1024};
   for (int i = 0; i < 5; i++)
     if (v[i] < 1 || v[i] > hi[i]) return i;
+  if (c->pxb != 2 && c->pxb != 4 && c->pxb != 8 && c->pxb != 16) return 1;
   return -1;
 }
 
@@ -30,8 +32,9 @@ skd_status skd_context_set_conv_tuning(skd_context *ctx, const skd_conv_tuning *
   static const char *const fields[5] = {"cob", "pxb", "cib", "wg", "wg_w"};
   int bad = skd_conv_tuning_invalid(c);
   if (bad >= 0)
-    return skd_error(SKD_EINVAL, "conv tuning: %s out of range (cob %d, pxb %d, cib %d: 1..64; wg %d, wg_w %d: 1..1024)",
-                     fields[bad], c->cob, c->pxb, c->cib, c->wg, c->wg_w);
+    return skd_error(SKD_EINVAL, "conv tuning: %s out of range (cob %d, cib %d: 1..64; pxb %d: 2, 4, 8 or 16; wg %d, wg_w %d: "
+                     "1..1024)",
+                     fields[bad], c->cob, c->cib, c->pxb, c->wg, c->wg_w);
   if (c->algo != SKD_CONV2D_DIRECT && c->algo != SKD_CONV2D_GEMM)
     return skd_error(SKD_EINVAL, "conv tuning: the default algorithm must be direct or gemm (%d)", (int)c->algo);
   if (c->nrules < 0 || c->nrules > SKD_CONV_MAX_RULES)

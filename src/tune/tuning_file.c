@@ -250,7 +250,9 @@ static skd_status parse_conv(const struct parser *p, char *rest, skd_conv_tuning
   c->algo = (skd_conv2d_algo)algo;
   int which = skd_conv_tuning_invalid(c);
   static const char *const names[5] = {"Conv COB", "Conv PXB", "Conv CIB", "Conv WG", "Conv WGW"};
-  if (which >= 0) return bad(p, names[which], which < 3 ? "must be 1..64" : "must be 1..1024");
+  static const char *const ranges[5] = {"must be 1..64", "must be 2, 4, 8 or 16", "must be 1..64", "must be 1..1024",
+                                         "must be 1..1024"};
+  if (which >= 0) return bad(p, names[which], ranges[which]);
   return SKD_OK;
 }
 

@@ -171,8 +171,9 @@ __kernel void conv2d_direct_fwd(const int cin, const int h, const int w, const i
 }
 
 /* dx += the input gradient, directly (no columns): one work-item sums, for
- * CONV_PXB neighbouring input pixels of one row and CONV_COB consecutive
- * input channels, every output tap that read them: input (iy, ix) fed tap
+ * CONV_PXB neighbouring input pixels of one row (one vector, loaded whole
+ * on interior stride-1 strips) and CONV_COB consecutive input channels,
+ * every output tap that read them: input (iy, ix) fed tap
  * (ky, kx) of output (oy, ox) when oy*sh - ph + ky*dh == iy (and the same
  * along x). Gather form in a fixed order: deterministic, no atomics. */
 __kernel void conv2d_direct_bwd_x(const int cin, const int h, const int w, const int cout, const int ho,
@@ -183,14 +184,15 @@ __kernel void conv2d_direct_bwd_x(const int cin, const int h, const int w, const
   const int s = get_global_id(2);
   if (g >= h * strips) return;
   const int iy = g / strips, ix0 = (g % strips) * CONV_PXB;
+  const int full = ix0 + CONV_PXB <= w;
+  const int dense = sw == 1 && full; /* the strip reads consecutive outputs */
   const int kk = kh * kw;
   int ixs[CONV_PXB];
   for (int q = 0; q < CONV_PXB; q++) ixs[q] = min(ix0 + q, w - 1);
   int wci[CONV_COB];
   for (int j = 0; j < CONV_COB; j++) wci[j] = min(ci0 + j, cin - 1) * kk;
-  float acc[CONV_COB][CONV_PXB];
-  for (int j = 0; j < CONV_COB; j++)
-    for (int q = 0; q < CONV_PXB; q++) acc[j][q] = 0.0f;
+  PXVEC acc[CONV_COB];
+  for (int j = 0; j < CONV_COB; j++) acc[j] = (PXVEC)(0.0f);
   const int plane = ho * wo;
   __global const float *dys = AT(dy) + s * cout * plane;
   __global const float *wt = AT(weight);
@@ -202,26 +204,36 @@ __kernel void conv2d_direct_bwd_x(const int cin, const int h, const int w, const
       const int oy = ty / sh;
       const int row_ok = ty >= 0 && ty % sh == 0 && oy < ho;
       for (int kx = 0; kx < kw; kx++) {
-        float v[CONV_PXB];
-        for (int q = 0; q < CONV_PXB; q++) {
-          const int tx = ixs[q] + pw - kx * dw;
-          const int ox = tx / sw;
-          v[q] = (row_ok && tx >= 0 && tx % sw == 0 && ox < wo) ? d[oy * wo + ox] : 0.0f;
+        const int ox0 = ix0 + pw - kx * dw;
+        PXVEC v;
+        if (dense && row_ok && ox0 >= 0 && ox0 + CONV_PXB <= wo) {
+          v = PXLOAD(0, d + oy * wo + ox0);
+        } else {
+          float gathered[CONV_PXB];
+          for (int q = 0; q < CONV_PXB; q++) {
+            const int tx = ixs[q] + pw - kx * dw;
+            const int ox = tx / sw;
+            gathered[q] = (row_ok && tx >= 0 && tx % sw == 0 && ox < wo) ? d[oy * wo + ox] : 0.0f;
+          }
+          v = PXLOAD(0, gathered);
         }
         const int tap = ky * kw + kx;
-        for (int j = 0; j < CONV_COB; j++) {
-          const float wv = wco[wci[j] + tap];
-          for (int q = 0; q < CONV_PXB; q++) acc[j][q] += wv * v[q];
-        }
+        for (int j = 0; j < CONV_COB; j++) acc[j] += wco[wci[j] + tap] * v;
       }
     }
   }
-  __global float *dxs = AT(dx) + (s * cin) * h * w + iy * w;
+  __global float *dxs = AT(dx) + (s * cin) * h * w + iy * w + ix0;
   for (int j = 0; j < CONV_COB; j++) {
     const int ci = ci0 + j;
     if (ci >= cin) break;
-    for (int q = 0; q < CONV_PXB; q++)
-      if (ix0 + q < w) dxs[ci * h * w + ix0 + q] += acc[j][q];
+    __global float *dst = dxs + ci * h * w;
+    if (full) {
+      PXSTORE(PXLOAD(0, dst) + acc[j], 0, dst);
+    } else {
+      float out[CONV_PXB];
+      PXSTORE(acc[j], 0, out);
+      for (int q = 0; ix0 + q < w; q++) dst[q] += out[q];
+    }
   }
 }
 

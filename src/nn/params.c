@@ -81,7 +81,7 @@ static void join(char *buf, size_t size, const char *prefix, const char *suffix)
 skd_status skd_nn_params_add_conv(skd_nn_params *r, skd_param **weight, skd_param **bias, const char *prefix,
                                   int cin, int cout, int k) {
   char name[160];
-  skd_nn_entry *e;
+  skd_nn_entry *e = NULL;
   int64_t wshape[4] = {cout, cin, k, k};
   join(name, sizeof name, prefix, "weight");
   skd_status st = add_entry(r, &e, name, 4, wshape, 0, SKD_NN_INIT_KAIMING_OUT, cout * k * k);
@@ -105,7 +105,7 @@ skd_status skd_nn_params_add_bn(skd_nn_params *r, skd_param **gamma, skd_param *
   int64_t shape[1] = {c};
   for (int i = 0; i < 4; i++) {
     char name[160];
-    skd_nn_entry *e;
+    skd_nn_entry *e = NULL;
     join(name, sizeof name, prefix, suffix[i]);
     skd_status st = add_entry(r, &e, name, 1, shape, i >= 2, init[i], 0);
     if (st != SKD_OK) return st;

@@ -53,6 +53,7 @@ typedef struct skd_profile_entry {
   char name[96];
   unsigned long calls;
   double total_ms;
+  double flops, bytes; /* work recorded with skd_profile_work; 0 = not recorded */
 } skd_profile_entry;
 
 struct skd_runtime_private;
@@ -122,6 +123,10 @@ size_t skd_context_wg(const skd_context *ctx, size_t want);
 
 /* Profiling of calls made outside skd_launch (CLBlast). Takes the event. */
 void skd_profile_event(skd_context *ctx, const char *name, cl_event ev);
+/* Adds the work of one launch of kernel `name` (floating-point operations,
+ * bytes that must move) for the summary's GFLOP/s and GB/s. No-op without
+ * profiling. */
+void skd_profile_work(skd_context *ctx, const char *name, double flops, double bytes);
 /* Per-kernel totals so far (waits for the queue). *out is freed with free(). */
 skd_status skd_profile_summary(skd_context *ctx, skd_profile_entry **out, int *count);
 

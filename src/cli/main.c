@@ -61,10 +61,15 @@ void cli_close_context(skd_context *ctx) {
       double total = 0;
       for (int i = 0; i < n; i++) total += e[i].total_ms;
       fprintf(stderr, "\nprofile on %s (%d kernels, %.3f ms in all)\n", ctx->info.name, n, total);
-      fprintf(stderr, "%-32s %10s %12s %8s\n", "kernel", "calls", "total ms", "share");
-      for (int i = 0; i < n; i++)
-        fprintf(stderr, "%-32s %10lu %12.3f %7.1f%%\n", e[i].name, e[i].calls, e[i].total_ms,
-                total > 0 ? 100.0 * e[i].total_ms / total : 0.0);
+      fprintf(stderr, "%-32s %10s %12s %8s %9s %9s\n", "kernel", "calls", "total ms", "share", "GFLOP/s", "GB/s");
+      for (int i = 0; i < n; i++) {
+        char gflops[16] = "-", gbs[16] = "-"; /* work not recorded for this kernel */
+        double s = e[i].total_ms * 1e-3;
+        if (e[i].flops > 0 && s > 0) snprintf(gflops, sizeof gflops, "%.1f", e[i].flops / s * 1e-9);
+        if (e[i].bytes > 0 && s > 0) snprintf(gbs, sizeof gbs, "%.1f", e[i].bytes / s * 1e-9);
+        fprintf(stderr, "%-32s %10lu %12.3f %7.1f%% %9s %9s\n", e[i].name, e[i].calls, e[i].total_ms,
+                total > 0 ? 100.0 * e[i].total_ms / total : 0.0, gflops, gbs);
+      }
       free(e);
     }
   }

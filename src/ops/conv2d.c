@@ -22,6 +22,9 @@ struct geom {
   int plane;        /* Ho * Wo */
 };
 
+/* Multiply-adds of the whole convolution, as flops (each pass does as many). */
+static double conv_flops(const struct geom *g) { return 2.0 * g->n * g->cout * (double)g->plane * g->k; }
+
 skd_conv2d_params skd_conv2d_params_make(int k, int stride, int pad, int dilation) {
   skd_conv2d_params p = {k, k, stride, stride, pad, pad, dilation, dilation, SKD_CONV2D_AUTO};
   return p;
@@ -164,6 +167,7 @@ static skd_status im2col(skd_context *ctx, const skd_conv2d_params *p, const str
   skd_arg_tensor(&a, &xs);
   skd_arg_mem(&a, col);
   skd_arg_int(&a, 0);
+  skd_profile_work(ctx, "conv2d_im2col", 0, 2.0 * total * sizeof(float)); /* columns written, x read (at least) */
   return skd_launch_1d(ctx, &a, (size_t)total, 256);
 }
 
@@ -213,6 +217,7 @@ static skd_status direct_forward(skd_context *ctx, const skd_conv2d_params *p, c
   size_t local[3] = {skd_context_wg(ctx, (size_t)t->wg), 1, 1};
   size_t strips = (size_t)(g->wo + t->pxb - 1) / (size_t)t->pxb;
   size_t global[3] = {(size_t)g->ho * strips, (size_t)((g->cout + t->cob - 1) / t->cob), (size_t)g->n};
+  skd_profile_work(ctx, "conv2d_direct_fwd", conv_flops(g), 0);
   return skd_launch(ctx, &a, 3, global, local);
 }
 
@@ -237,6 +242,7 @@ static skd_status direct_backward_x(skd_context *ctx, const skd_conv2d_params *p
   size_t strips = (size_t)(g->w + t->pxb - 1) / (size_t)t->pxb;
   size_t local[3] = {skd_context_wg(ctx, (size_t)t->wg), 1, 1};
   size_t global[3] = {(size_t)g->h * strips, (size_t)((g->cin + t->cob - 1) / t->cob), (size_t)g->n};
+  skd_profile_work(ctx, "conv2d_direct_bwd_x", conv_flops(g), 0);
   return skd_launch(ctx, &a, 3, global, local);
 }
 
@@ -262,6 +268,7 @@ static skd_status direct_backward_w(skd_context *ctx, const skd_conv2d_params *p
   size_t taps = (size_t)p->kh * (size_t)p->kw;
   size_t local[2] = {skd_context_wg(ctx, (size_t)t->wg_w), 1};
   size_t global[2] = {taps * (size_t)((g->cin + t->cib - 1) / t->cib), (size_t)((g->cout + t->cob - 1) / t->cob)};
+  skd_profile_work(ctx, "conv2d_direct_bwd_w", conv_flops(g), 0);
   return skd_launch(ctx, &a, 2, global, local);
 }
 

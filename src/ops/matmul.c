@@ -84,7 +84,10 @@ static skd_status sgemm(skd_context *ctx, const char *profile, skd_trans trans_a
       CLBlastLayoutRowMajor, trans(trans_a), trans(trans_b), (size_t)m, (size_t)n, (size_t)k, alpha, a.mem,
       a.offset, (size_t)a.ld, b.mem, b.offset, (size_t)b.ld, beta, c.mem, c.offset, (size_t)c.ld, &ctx->queue,
       ctx->profiling ? &ev : NULL);
-  if (code == CLBlastSuccess && ev) skd_profile_event(ctx, profile, ev);
+  if (code == CLBlastSuccess && ev) {
+    skd_profile_event(ctx, profile, ev);
+    skd_profile_work(ctx, profile, 2.0 * m * n * (double)k, 0);
+  }
   return clblast_check(code, "CLBlastSgemm", m, n, k);
 }
 
@@ -122,7 +125,10 @@ skd_status skd_gemm_batched(skd_context *ctx, skd_trans trans_a, skd_trans trans
       CLBlastLayoutRowMajor, trans(trans_a), trans(trans_b), (size_t)m, (size_t)n, (size_t)k, alpha, a.mem,
       a.offset, (size_t)a.ld, stride_a, b.mem, b.offset, (size_t)b.ld, stride_b, beta, c.mem, c.offset,
       (size_t)c.ld, stride_c, (size_t)batch, &ctx->queue, ctx->profiling ? &ev : NULL);
-  if (code == CLBlastSuccess && ev) skd_profile_event(ctx, "clblast_sgemm_batched", ev);
+  if (code == CLBlastSuccess && ev) {
+    skd_profile_event(ctx, "clblast_sgemm_batched", ev);
+    skd_profile_work(ctx, "clblast_sgemm_batched", 2.0 * m * n * (double)k * batch, 0);
+  }
   return clblast_check(code, "CLBlastSgemmStridedBatched", m, n, k);
 }
 

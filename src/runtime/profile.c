@@ -15,6 +15,7 @@ int skd_profile_slot(skd_context *ctx, const char *name) {
   snprintf(s->name, sizeof s->name, "%s", name);
   s->calls = 0;
   s->total_ms = 0;
+  s->flops = s->bytes = 0;
   return p->nprofile++;
 }
 
@@ -54,6 +55,13 @@ void skd_profile_event(skd_context *ctx, const char *name, cl_event ev) {
   skd_profile_push(ctx, skd_profile_slot(ctx, name), ev);
 }
 
+void skd_profile_work(skd_context *ctx, const char *name, double flops, double bytes) {
+  if (!ctx->profiling) return;
+  struct profile_slot *s = &ctx->priv->profile[skd_profile_slot(ctx, name)];
+  s->flops += flops;
+  s->bytes += bytes;
+}
+
 void skd_profile_release(skd_context *ctx) {
   struct skd_runtime_private *p = ctx->priv;
   for (int i = 0; i < p->npending; i++) clReleaseEvent(p->pending[i].event);
@@ -81,6 +89,8 @@ skd_status skd_profile_summary(skd_context *ctx, skd_profile_entry **out, int *c
     snprintf(e[j].name, sizeof e[j].name, "%s", p->profile[i].name);
     e[j].calls = p->profile[i].calls;
     e[j].total_ms = p->profile[i].total_ms;
+    e[j].flops = p->profile[i].flops;
+    e[j].bytes = p->profile[i].bytes;
     j++;
   }
   qsort(e, (size_t)n, sizeof *e, by_time_desc);

@@ -24,6 +24,7 @@ struct profile_slot {
   char name[96];
   unsigned long calls;
   double total_ms;
+  double flops, bytes;
 };
 
 struct pending_event {

@@ -16,57 +16,81 @@ __kernel void conv2d_fwd_bias(const int total, const int plane, const int cout, 
   AT(y)[i] = AT(bias)[(i / plane) % cout];
 }
 
-/* One work-item per column entry of `nb` samples. Padding reads as 0. */
-__kernel void conv2d_im2col(const int total, const int cin, const int h, const int w, const int wo,
-                            const int plane, GEOMETRY, CTENSOR(x), TENSOR(col)) {
-  const int i = get_global_id(0);
-  if (i >= total) return;
+/* One work-item per output row oy of one column row (s, k) of `nb`
+ * samples: it decodes (s, ci, ky, kx) once and writes the Wo columns of
+ * that row in order. Padding reads as 0. */
+__kernel void conv2d_im2col(const int rows, const int cin, const int h, const int w, const int ho, const int wo,
+                            GEOMETRY, CTENSOR(x), TENSOR(col)) {
+  const int oy = get_global_id(0);
+  const int row = get_global_id(1); /* s*K + k */
+  if (oy >= ho || row >= rows) return;
   const int kk = kh * kw;
-  const int p = i % plane;
-  const int row = i / plane; /* s*K + k */
   const int k = row % (cin * kk);
   const int s = row / (cin * kk);
   const int ci = k / kk;
   const int ky = (k % kk) / kw;
   const int kx = k % kw;
-  const int iy = (p / wo) * sh - ph + ky * dh;
-  const int ix = (p % wo) * sw - pw + kx * dw;
-  float v = 0.0f;
-  if (iy >= 0 && iy < h && ix >= 0 && ix < w) v = AT(x)[((s * cin + ci) * h + iy) * w + ix];
-  AT(col)[i] = v;
+  const int iy = oy * sh - ph + ky * dh;
+  __global float *dst = AT(col) + (row * ho + oy) * wo;
+  if (iy < 0 || iy >= h) {
+    for (int ox = 0; ox < wo; ox++) dst[ox] = 0.0f;
+    return;
+  }
+  __global const float *src = AT(x) + ((s * cin + ci) * h + iy) * w;
+  for (int ox = 0; ox < wo; ox++) {
+    const int ix = ox * sw - pw + kx * dw;
+    dst[ox] = (ix >= 0 && ix < w) ? src[ix] : 0.0f;
+  }
 }
 
 /* dx += col2im(dcol), gathered: input pixel (iy, ix) received tap (ky, kx)
- * of output (oy, ox) when oy*sh - ph + ky*dh == iy, so each work-item sums
- * its own kh*kw candidates in a fixed order (deterministic, no atomics). */
-__kernel void conv2d_bwd_x(const int total, const int cin, const int h, const int w, const int ho, const int wo,
-                           GEOMETRY, CTENSOR(col), TENSOR(dx)) {
-  const int i = get_global_id(0);
-  if (i >= total) return;
-  const int ix = i % w;
-  const int iy = (i / w) % h;
-  const int ci = (i / (w * h)) % cin;
-  const int s = i / (w * h * cin);
+ * of output (oy, ox) when oy*sh - ph + ky*dh == iy, so each input sums its
+ * own kh*kw candidates in a fixed order (deterministic, no atomics). One
+ * work-item per input row iy of one (sample, channel) plane: the taps valid
+ * along y are found once, then the row is walked in order. */
+#ifndef CONV_MAX_KH
+#define CONV_MAX_KH 16
+#endif
+__kernel void conv2d_bwd_x(const int planes, const int h, const int w, const int ho, const int wo, GEOMETRY,
+                           CTENSOR(col), TENSOR(dx)) {
+  const int iy = get_global_id(0);
+  const int pl = get_global_id(1); /* s*Cin + ci */
+  if (iy >= h || pl >= planes) return;
   const int plane = ho * wo;
-  const int kk = kh * kw;
-  __global const float *c = AT(col) + (s * cin + ci) * kk * plane;
-  float acc = 0.0f;
-  for (int ky = 0; ky < kh; ky++) {
+  __global const float *c = AT(col) + pl * kh * kw * plane;
+  __global float *dst = AT(dx) + (pl * h + iy) * w;
+  /* Rows of col this input row reads: (ky, oy) with oy*sh - ph + ky*dh == iy.
+   * Kernels taller than CONV_MAX_KH take the slow path below. */
+  int rows[CONV_MAX_KH];
+  int nrows = 0;
+  for (int ky = 0; ky < kh && ky < CONV_MAX_KH; ky++) {
     const int ty = iy + ph - ky * dh;
     if (ty < 0) break; /* ty only falls as ky grows */
-    if (ty % sh != 0) continue;
-    const int oy = ty / sh;
-    if (oy >= ho) continue;
-    for (int kx = 0; kx < kw; kx++) {
-      const int tx = ix + pw - kx * dw;
-      if (tx < 0) break;
-      if (tx % sw != 0) continue;
-      const int ox = tx / sw;
-      if (ox >= wo) continue;
-      acc += c[(ky * kw + kx) * plane + oy * wo + ox];
-    }
+    if (ty % sh != 0 || ty / sh >= ho) continue;
+    rows[nrows++] = ky * kw * plane + (ty / sh) * wo; /* tap row ky, output row oy */
   }
-  AT(dx)[i] += acc;
+  for (int ix = 0; ix < w; ix++) {
+    float acc = 0.0f;
+    for (int r = 0; r < nrows; r++)
+      for (int kx = 0; kx < kw; kx++) {
+        const int tx = ix + pw - kx * dw;
+        if (tx < 0) break;
+        if (tx % sw != 0 || tx / sw >= wo) continue;
+        acc += c[rows[r] + kx * plane + tx / sw];
+      }
+    for (int ky = CONV_MAX_KH; ky < kh; ky++) {
+      const int ty = iy + ph - ky * dh;
+      if (ty < 0) break;
+      if (ty % sh != 0 || ty / sh >= ho) continue;
+      for (int kx = 0; kx < kw; kx++) {
+        const int tx = ix + pw - kx * dw;
+        if (tx < 0) break;
+        if (tx % sw != 0 || tx / sw >= wo) continue;
+        acc += c[(ky * kw + kx) * plane + (ty / sh) * wo + tx / sw];
+      }
+    }
+    dst[ix] += acc;
+  }
 }
 
 /* dbias[co] += sum over samples and positions of dy[n][co][p]. One

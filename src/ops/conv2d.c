@@ -155,20 +155,22 @@ static skd_status im2col(skd_context *ctx, const skd_conv2d_params *p, const str
   skd_status st = skd_kernel_get(ctx, "conv", "conv2d_im2col", &k);
   if (st != SKD_OK) return st;
   skd_tensor xs = skd_tensor_view(x->mem, x->offset + (size_t)n0 * g->cin * g->h * g->w, nb, g->cin, g->h, g->w);
-  int total = nb * g->k * g->plane;
+  int rows = nb * g->k;
   skd_args a = skd_args_begin(k);
-  skd_arg_int(&a, total);
+  skd_arg_int(&a, rows);
   skd_arg_int(&a, g->cin);
   skd_arg_int(&a, g->h);
   skd_arg_int(&a, g->w);
+  skd_arg_int(&a, g->ho);
   skd_arg_int(&a, g->wo);
-  skd_arg_int(&a, g->plane);
   arg_geometry(&a, p);
   skd_arg_tensor(&a, &xs);
   skd_arg_mem(&a, col);
   skd_arg_int(&a, 0);
-  skd_profile_work(ctx, "conv2d_im2col", 0, 2.0 * total * sizeof(float)); /* columns written, x read (at least) */
-  return skd_launch_1d(ctx, &a, (size_t)total, 256);
+  /* columns written, x read (at least) */
+  skd_profile_work(ctx, "conv2d_im2col", 0, 2.0 * rows * (double)g->plane * sizeof(float));
+  size_t global[2] = {(size_t)g->ho, (size_t)rows};
+  return skd_launch(ctx, &a, 2, global, NULL);
 }
 
 /* dx (samples n0 .. n0+nb-1) += col2im(col). */
@@ -178,10 +180,9 @@ static skd_status col2im_add(skd_context *ctx, const skd_conv2d_params *p, const
   skd_status st = skd_kernel_get(ctx, "conv", "conv2d_bwd_x", &k);
   if (st != SKD_OK) return st;
   skd_tensor ds = skd_tensor_view(dx->mem, dx->offset + (size_t)n0 * g->cin * g->h * g->w, nb, g->cin, g->h, g->w);
-  int total = nb * g->cin * g->h * g->w;
+  int planes = nb * g->cin;
   skd_args a = skd_args_begin(k);
-  skd_arg_int(&a, total);
-  skd_arg_int(&a, g->cin);
+  skd_arg_int(&a, planes);
   skd_arg_int(&a, g->h);
   skd_arg_int(&a, g->w);
   skd_arg_int(&a, g->ho);
@@ -190,7 +191,8 @@ static skd_status col2im_add(skd_context *ctx, const skd_conv2d_params *p, const
   skd_arg_mem(&a, col);
   skd_arg_int(&a, 0);
   skd_arg_tensor(&a, &ds);
-  return skd_launch_1d(ctx, &a, (size_t)total, 256);
+  size_t global[2] = {(size_t)g->h, (size_t)planes};
+  return skd_launch(ctx, &a, 2, global, NULL);
 }
 
 /* y = conv(x) (+ bias) by conv2d_direct_fwd: no columns, no GEMM. */

@@ -115,14 +115,15 @@ __kernel void conv2d_bwd_bias(const int n, const int cout, const int plane, CTEN
 }
 
 /* Direct forward convolution, no columns: one work-item computes CONV_PXB
- * neighbouring output pixels of one row, as one vector, for CONV_COB
- * consecutive output channels, so each input vector it loads feeds
- * CONV_COB vector multiply-adds and each weight CONV_PXB. Interior strips
- * at stride 1 load their inputs as one vector; edge strips gather them with
- * zero padding. Channels past Cout compute on a clamped weight row and
- * pixels past the row end on a clamped column; neither is stored.
- * y = conv(x) + bias (bias optional: has_bias). CONV_PXB is a vector width:
- * 2, 4, 8 or 16. */
+ * consecutive output pixels of the flattened Ho x Wo plane, as one vector,
+ * for CONV_COB consecutive output channels, so each input vector it loads
+ * feeds CONV_COB vector multiply-adds and each weight CONV_PXB. Strips
+ * within one row at stride 1 load their inputs as one vector; strips that
+ * wrap a row or touch padding gather them. (Strips over the whole plane
+ * rather than per row waste no lanes on narrow maps such as 17 x 17.)
+ * Channels past Cout compute on a clamped weight row and pixels past the
+ * plane on a clamped pixel; neither is stored. y = conv(x) + bias (bias
+ * optional: has_bias). CONV_PXB is a vector width: 2, 4, 8 or 16. */
 #ifndef CONV_COB
 #define CONV_COB 8
 #endif
@@ -137,17 +138,19 @@ __kernel void conv2d_bwd_bias(const int n, const int cout, const int plane, CTEN
 __kernel void conv2d_direct_fwd(const int cin, const int h, const int w, const int cout, const int ho,
                                 const int wo, GEOMETRY, CTENSOR(x), CTENSOR(weight), const int has_bias,
                                 CTENSOR(bias), TENSOR(y)) {
-  const int strips = (wo + CONV_PXB - 1) / CONV_PXB;
-  const int g = get_global_id(0);
+  const int plane = ho * wo;
+  const int p0 = get_global_id(0) * CONV_PXB;
   const int co0 = get_global_id(1) * CONV_COB;
   const int s = get_global_id(2);
-  if (g >= ho * strips) return;
-  const int oy = g / strips, ox0 = (g % strips) * CONV_PXB;
-  const int y0 = oy * sh - ph;
-  const int full = ox0 + CONV_PXB <= wo;
-  const int dense = sw == 1 && full; /* the strip reads consecutive inputs */
-  int xs0[CONV_PXB];
-  for (int q = 0; q < CONV_PXB; q++) xs0[q] = min(ox0 + q, wo - 1) * sw - pw;
+  if (p0 >= plane) return;
+  const int full = p0 + CONV_PXB <= plane;
+  const int dense = sw == 1 && full && p0 % wo + CONV_PXB <= wo; /* consecutive inputs */
+  int ys0[CONV_PXB], xs0[CONV_PXB];
+  for (int q = 0; q < CONV_PXB; q++) {
+    const int p = min(p0 + q, plane - 1);
+    ys0[q] = (p / wo) * sh - ph;
+    xs0[q] = (p % wo) * sw - pw;
+  }
   const int taps = cin * kh * kw;
   int wbase[CONV_COB];
   for (int j = 0; j < CONV_COB; j++) wbase[j] = min(co0 + j, cout - 1) * taps;
@@ -159,18 +162,17 @@ __kernel void conv2d_direct_fwd(const int cin, const int h, const int w, const i
   for (int ci = 0; ci < cin; ci++) {
     __global const float *xc = xs + ci * h * w;
     for (int ky = 0; ky < kh; ky++) {
-      const int iy = y0 + ky * dh;
-      const int row_ok = iy >= 0 && iy < h;
+      const int iy0 = ys0[0] + ky * dh;
       for (int kx = 0; kx < kw; kx++, t++) {
         const int ix0 = xs0[0] + kx * dw;
         PXVEC v;
-        if (dense && row_ok && ix0 >= 0 && ix0 + CONV_PXB <= w) {
-          v = PXLOAD(0, xc + iy * w + ix0);
+        if (dense && iy0 >= 0 && iy0 < h && ix0 >= 0 && ix0 + CONV_PXB <= w) {
+          v = PXLOAD(0, xc + iy0 * w + ix0);
         } else {
           float gathered[CONV_PXB];
           for (int q = 0; q < CONV_PXB; q++) {
-            const int ix = xs0[q] + kx * dw;
-            gathered[q] = (row_ok && ix >= 0 && ix < w) ? xc[iy * w + ix] : 0.0f;
+            const int iy = ys0[q] + ky * dh, ix = xs0[q] + kx * dw;
+            gathered[q] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? xc[iy * w + ix] : 0.0f;
           }
           v = PXLOAD(0, gathered);
         }
@@ -178,8 +180,7 @@ __kernel void conv2d_direct_fwd(const int cin, const int h, const int w, const i
       }
     }
   }
-  const int plane = ho * wo;
-  __global float *ys = AT(y) + s * cout * plane + oy * wo + ox0;
+  __global float *ys = AT(y) + s * cout * plane + p0;
   for (int j = 0; j < CONV_COB; j++) {
     const int co = co0 + j;
     if (co >= cout) break;
@@ -189,7 +190,7 @@ __kernel void conv2d_direct_fwd(const int cin, const int h, const int w, const i
     } else {
       float out[CONV_PXB];
       PXSTORE(r, 0, out);
-      for (int q = 0; ox0 + q < wo; q++) ys[co * plane + q] = out[q];
+      for (int q = 0; p0 + q < plane; q++) ys[co * plane + q] = out[q];
     }
   }
 }

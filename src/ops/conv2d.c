@@ -217,8 +217,8 @@ static skd_status direct_forward(skd_context *ctx, const skd_conv2d_params *p, c
   skd_arg_tensor(&a, y);
   const skd_conv_tuning *t = skd_context_conv_tuning(ctx);
   size_t local[3] = {skd_context_wg(ctx, (size_t)t->wg), 1, 1};
-  size_t strips = (size_t)(g->wo + t->pxb - 1) / (size_t)t->pxb;
-  size_t global[3] = {(size_t)g->ho * strips, (size_t)((g->cout + t->cob - 1) / t->cob), (size_t)g->n};
+  size_t strips = ((size_t)g->plane + (size_t)t->pxb - 1) / (size_t)t->pxb; /* over the flattened plane */
+  size_t global[3] = {strips, (size_t)((g->cout + t->cob - 1) / t->cob), (size_t)g->n};
   skd_profile_work(ctx, "conv2d_direct_fwd", conv_flops(g), 0);
   return skd_launch(ctx, &a, 3, global, local);
 }

@@ -1,6 +1,7 @@
 /* Max pooling and adaptive average pooling. One work item per output
  * element in the forward kernels and per input element in the backward
- * kernels, which gather (no atomics) and add into dx. Planes are N*C
+ * kernels, which gather (no atomics) and add into dx (max pooling first
+ * stores each window's argmax). Planes are N*C
  * contiguous H x W images. */
 
 /* Offset in the plane of the window's first maximum. The start is the first
@@ -39,19 +40,30 @@ static int2 covering_windows(const int i, const int n_out, const int k, const in
   return (int2)(lo <= 0 ? 0 : (lo + s - 1) / s, min((i + p) / s, n_out - 1));
 }
 
+/* Backward, pass 1: each window's argmax (an offset in its plane), so that
+ * pass 2 finds each input's windows' winners without recomputing them. */
+__kernel void maxpool_argmax(const int total, const int h, const int w, const int oh, const int ow, const int k,
+                             const int s, const int p, CTENSOR(x), __global int *arg) {
+  const int i = get_global_id(0);
+  if (i >= total) return;
+  const int ox = i % ow, oy = (i / ow) % oh, plane = i / (ow * oh);
+  arg[i] = window_argmax(AT(x) + plane * h * w, h, w, oy, ox, k, s, p);
+}
+
+/* Pass 2: each input sums dy of the windows whose argmax it is. */
 __kernel void maxpool_bwd_x(const int total, const int h, const int w, const int oh, const int ow, const int k,
-                            const int s, const int p, CTENSOR(x), CTENSOR(dy), TENSOR(dx)) {
+                            const int s, const int p, __global const int *arg, CTENSOR(dy), TENSOR(dx)) {
   const int i = get_global_id(0);
   if (i >= total) return;
   const int ix = i % w, iy = (i / w) % h, plane = i / (w * h);
   const int self = iy * w + ix;
-  __global const float *xp = AT(x) + plane * h * w;
+  __global const int *ap = arg + plane * oh * ow;
   __global const float *dyp = AT(dy) + plane * oh * ow;
   const int2 ry = covering_windows(iy, oh, k, s, p), rx = covering_windows(ix, ow, k, s, p);
   float acc = 0.0f;
   for (int oy = ry.x; oy <= ry.y; oy++)
     for (int ox = rx.x; ox <= rx.y; ox++)
-      if (window_argmax(xp, h, w, oy, ox, k, s, p) == self) acc += dyp[oy * ow + ox];
+      if (ap[oy * ow + ox] == self) acc += dyp[oy * ow + ox];
   AT(dx)[i] += acc;
 }
 

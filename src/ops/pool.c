@@ -71,9 +71,17 @@ skd_status skd_maxpool2d_backward(skd_context *ctx, const skd_tensor *x, const s
   skd_args a;
   skd_status st = maxpool_check(x, dy, p, "maxpool2d backward: dy");
   if (st == SKD_OK) st = skd_tensor_expect_same(dx, x, "maxpool2d backward: dx");
-  if (st == SKD_OK) st = pool_begin(ctx, "maxpool_bwd_x", total, x, dy, &p, &a);
+  /* The windows' argmax (ints) in the workspace, then the gather. */
+  size_t windows = skd_tensor_numel(dy);
+  cl_mem arg = NULL;
+  if (st == SKD_OK) st = skd_workspace_get(ctx, windows * sizeof(int), &arg);
+  if (st == SKD_OK) st = pool_begin(ctx, "maxpool_argmax", windows, x, dy, &p, &a);
   if (st != SKD_OK) return st;
   skd_arg_tensor(&a, x);
+  skd_arg_mem(&a, arg);
+  if ((st = skd_launch_1d(ctx, &a, windows, 256)) != SKD_OK) return st;
+  if ((st = pool_begin(ctx, "maxpool_bwd_x", total, x, dy, &p, &a)) != SKD_OK) return st;
+  skd_arg_mem(&a, arg);
   skd_arg_tensor(&a, dy);
   skd_arg_tensor(&a, dx);
   return skd_launch_1d(ctx, &a, total, 256);

@@ -36,14 +36,14 @@ TMPDIR="$WORK/tmp" "$SKD" bench --preset demo --steps 2 --warmup 1 >"$WORK/text.
   { fail "bench --preset demo: exit $?"; sed 's/^/    /' "$WORK/text.err"; }
 cat "$WORK/text.out"
 for text in "preset      demo" "ms/step" "images/s" "phase             median ms    share" data teacher_fwd \
-  student_fwd task_loss pixel pair holistic_g d_step student_bwd optimiser "device memory"; do
+  student_fwd task_loss pixel pair holistic_g d_step student_bwd optimiser "device memory" "tuning      "; do
   has "$WORK/text.out" "$text"
 done
 [ -z "$(ls -A "$WORK/tmp")" ] || fail "bench left files in TMPDIR: $(ls -A "$WORK/tmp")"
 
 TMPDIR="$WORK/tmp" "$SKD" bench --preset demo --steps 1 --warmup 0 --json >"$WORK/json.out" 2>"$WORK/json.err" ||
   { fail "bench --json: exit $?"; sed 's/^/    /' "$WORK/json.err"; }
-for text in '"preset": "demo"' '"ms_per_step": ' '"images_per_s": ' '"phases_ms": {"data": ' '"optimiser": ' \
+for text in '"preset": "demo"' '"tuning": "' '"ms_per_step": ' '"images_per_s": ' '"phases_ms": {"data": ' '"optimiser": ' \
   '"memory_bytes": {"total": '; do
   has "$WORK/json.out" "$text"
 done

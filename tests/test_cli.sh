@@ -203,7 +203,7 @@ has tuning/quick.txt "device "
 tail -n 1 tuning/quick.txt | grep -qx end || fail "tuning/quick.txt does not end with 'end'"
 absent tuning/quick.txt.tmp
 run tune_use ok env SKD_TUNING=tuning/quick.txt "$SKD" bench --preset demo --steps 1 --warmup 0 --no-phases
-has tune_use.out "gemm tuning tuning/quick.txt"
+has tune_use.out "tuning      tuning/quick.txt"
 echo x >not_a_dir
 run tune_bad_out error "$SKD" tune --quick --out not_a_dir/t.txt
 has tune_bad_out.err "not_a_dir"

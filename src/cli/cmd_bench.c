@@ -136,11 +136,19 @@ static void print_text(const char *device, const struct preset *p, int steps, in
          mib(m->other));
 }
 
-static void print_json(const char *device, const struct preset *p, int steps, int warmup, int phases, double ms,
-                       const double *phase, const skd_trainer_memory *m) {
-  printf("{\"device\": \"");
-  for (const char *s = device; *s; s++) printf(*s == '"' || *s == '\\' ? "\\%c" : "%c", *s);
-  printf("\", \"preset\": \"%s\", \"classes\": %d, \"crop\": %d, \"batch\": %d, \"steps\": %d, \"warmup\": %d, "
+static void print_json_string(const char *s) {
+  putchar('"');
+  for (; *s; s++) printf(*s == '"' || *s == '\\' ? "\\%c" : "%c", *s);
+  putchar('"');
+}
+
+static void print_json(const char *device, const char *tuning, const struct preset *p, int steps, int warmup,
+                       int phases, double ms, const double *phase, const skd_trainer_memory *m) {
+  printf("{\"device\": ");
+  print_json_string(device);
+  printf(", \"tuning\": ");
+  print_json_string(tuning);
+  printf(", \"preset\": \"%s\", \"classes\": %d, \"crop\": %d, \"batch\": %d, \"steps\": %d, \"warmup\": %d, "
          "\"ms_per_step\": %.4g, \"images_per_s\": %.4g, \"phases_ms\": ",
          p->name, p->classes, p->crop, p->batch, steps, warmup, ms, 1e3 * p->batch / ms);
   if (phases) {
@@ -237,9 +245,9 @@ int cmd_bench(const cli_globals *g, int argc, char **argv) {
   if (st == SKD_OK) st = skd_trainer_create(&t, ctx, &cfg, NULL);
   if (st == SKD_OK) st = run_steps(ctx, t, steps, warmup, phases, &ms, phase, &m);
   if (st != SKD_OK) fprintf(stderr, "skd-cl bench: %s\n", skd_error_last());
-  else if (json) print_json(ctx->info.name, p, steps, warmup, phases, ms, phase, &m);
+  else if (json) print_json(ctx->info.name, skd_context_tuning(ctx), p, steps, warmup, phases, ms, phase, &m);
   else print_text(ctx->info.name, p, steps, warmup, phases, ms, phase, &m);
-  if (st == SKD_OK && !json) printf("gemm tuning %s\n", skd_context_tuning(ctx));
+  if (st == SKD_OK && !json) printf("tuning      %s\n", skd_context_tuning(ctx));
   fflush(stdout);
   skd_trainer_free(t);
   cli_close_context(ctx);

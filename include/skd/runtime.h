@@ -123,6 +123,12 @@ size_t skd_context_wg(const skd_context *ctx, size_t want);
 
 /* Profiling of calls made outside skd_launch (CLBlast). Takes the event. */
 void skd_profile_event(skd_context *ctx, const char *name, cl_event ev);
+/* A call that enqueues several commands but returns one event (CLBlast's
+ * indirect GEMM: pads, transposes, then the kernel) is timed as a span: a
+ * marker enqueued before it (skd_profile_mark; NULL without profiling)
+ * to its last command's end. Takes both events. */
+cl_event skd_profile_mark(skd_context *ctx);
+void skd_profile_span(skd_context *ctx, const char *name, cl_event begin, cl_event end);
 /* Adds the work of one launch of kernel `name` (floating-point operations,
  * bytes that must move) for the summary's GFLOP/s and GB/s. No-op without
  * profiling. */

@@ -79,15 +79,13 @@ static CLBlastTranspose trans(skd_trans t) { return t ? CLBlastTransposeYes : CL
 /* One checked product; its profile entry is `profile`. */
 static skd_status sgemm(skd_context *ctx, const char *profile, skd_trans trans_a, skd_trans trans_b, int m, int n,
                         int k, float alpha, skd_matrix a, skd_matrix b, float beta, skd_matrix c) {
-  cl_event ev = NULL;
+  cl_event ev = NULL, begin = skd_profile_mark(ctx);
   CLBlastStatusCode code = CLBlastSgemm(
       CLBlastLayoutRowMajor, trans(trans_a), trans(trans_b), (size_t)m, (size_t)n, (size_t)k, alpha, a.mem,
       a.offset, (size_t)a.ld, b.mem, b.offset, (size_t)b.ld, beta, c.mem, c.offset, (size_t)c.ld, &ctx->queue,
       ctx->profiling ? &ev : NULL);
-  if (code == CLBlastSuccess && ev) {
-    skd_profile_event(ctx, profile, ev);
-    skd_profile_work(ctx, profile, 2.0 * m * n * (double)k, 0);
-  }
+  skd_profile_span(ctx, profile, begin, code == CLBlastSuccess ? ev : NULL);
+  if (code == CLBlastSuccess) skd_profile_work(ctx, profile, 2.0 * m * n * (double)k, 0);
   return clblast_check(code, "CLBlastSgemm", m, n, k);
 }
 
@@ -120,15 +118,13 @@ skd_status skd_gemm_batched(skd_context *ctx, skd_trans trans_a, skd_trans trans
     }
     return st;
   }
-  cl_event ev = NULL;
+  cl_event ev = NULL, begin = skd_profile_mark(ctx);
   CLBlastStatusCode code = CLBlastSgemmStridedBatched(
       CLBlastLayoutRowMajor, trans(trans_a), trans(trans_b), (size_t)m, (size_t)n, (size_t)k, alpha, a.mem,
       a.offset, (size_t)a.ld, stride_a, b.mem, b.offset, (size_t)b.ld, stride_b, beta, c.mem, c.offset,
       (size_t)c.ld, stride_c, (size_t)batch, &ctx->queue, ctx->profiling ? &ev : NULL);
-  if (code == CLBlastSuccess && ev) {
-    skd_profile_event(ctx, "clblast_sgemm_batched", ev);
-    skd_profile_work(ctx, "clblast_sgemm_batched", 2.0 * m * n * (double)k * batch, 0);
-  }
+  skd_profile_span(ctx, "clblast_sgemm_batched", begin, code == CLBlastSuccess ? ev : NULL);
+  if (code == CLBlastSuccess) skd_profile_work(ctx, "clblast_sgemm_batched", 2.0 * m * n * (double)k * batch, 0);
   return clblast_check(code, "CLBlastSgemmStridedBatched", m, n, k);
 }
 

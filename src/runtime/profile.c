@@ -25,8 +25,12 @@ static void resolve(skd_context *ctx) {
   clFinish(ctx->queue);
   for (int i = 0; i < p->npending; i++) {
     cl_ulong t0 = 0, t1 = 0;
-    cl_event ev = p->pending[i].event;
-    if (clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) == CL_SUCCESS &&
+    cl_event ev = p->pending[i].event, begin = p->pending[i].begin;
+    /* A span runs from the marker's end (the call's first command starts)
+     * to the last command's end. */
+    cl_int from = begin ? clGetEventProfilingInfo(begin, CL_PROFILING_COMMAND_END, sizeof t0, &t0, NULL)
+                        : clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL);
+    if (from == CL_SUCCESS &&
         clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS &&
         t1 >= t0) {
       struct profile_slot *s = &p->profile[p->pending[i].slot];
@@ -34,16 +38,35 @@ static void resolve(skd_context *ctx) {
       s->total_ms += (double)(t1 - t0) * 1e-6;
     }
     clReleaseEvent(ev);
+    if (begin) clReleaseEvent(begin);
   }
   p->npending = 0;
 }
 
-void skd_profile_push(skd_context *ctx, int slot, cl_event ev) {
+static void push(skd_context *ctx, int slot, cl_event begin, cl_event ev) {
   struct skd_runtime_private *p = ctx->priv;
   if (p->npending == SKD_MAX_PENDING_EVENTS) resolve(ctx);
   p->pending[p->npending].event = ev;
+  p->pending[p->npending].begin = begin;
   p->pending[p->npending].slot = slot;
   p->npending++;
+}
+
+void skd_profile_push(skd_context *ctx, int slot, cl_event ev) { push(ctx, slot, NULL, ev); }
+
+cl_event skd_profile_mark(skd_context *ctx) {
+  cl_event m = NULL;
+  if (ctx->profiling && clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &m) != CL_SUCCESS) m = NULL;
+  return m;
+}
+
+void skd_profile_span(skd_context *ctx, const char *name, cl_event begin, cl_event end) {
+  if (!ctx->profiling || !begin || !end) {
+    if (begin) clReleaseEvent(begin);
+    if (end) clReleaseEvent(end);
+    return;
+  }
+  push(ctx, skd_profile_slot(ctx, name), begin, end);
 }
 
 void skd_profile_event(skd_context *ctx, const char *name, cl_event ev) {
@@ -64,7 +87,10 @@ void skd_profile_work(skd_context *ctx, const char *name, double flops, double b
 
 void skd_profile_release(skd_context *ctx) {
   struct skd_runtime_private *p = ctx->priv;
-  for (int i = 0; i < p->npending; i++) clReleaseEvent(p->pending[i].event);
+  for (int i = 0; i < p->npending; i++) {
+    clReleaseEvent(p->pending[i].event);
+    if (p->pending[i].begin) clReleaseEvent(p->pending[i].begin);
+  }
   p->npending = 0;
 }
 

@@ -29,6 +29,7 @@ struct profile_slot {
 
 struct pending_event {
   cl_event event;
+  cl_event begin; /* a marker before a multi-kernel call, or NULL */
   int slot;
 };
 

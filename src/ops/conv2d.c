@@ -195,6 +195,17 @@ static skd_status col2im_add(skd_context *ctx, const skd_conv2d_params *p, const
   return skd_launch(ctx, &a, 2, global, NULL);
 }
 
+/* The direct kernels' leading arguments: (cin, h, w, cout, ho, wo, GEOMETRY). */
+static void arg_sizes(skd_args *a, const struct geom *g, const skd_conv2d_params *p) {
+  skd_arg_int(a, g->cin);
+  skd_arg_int(a, g->h);
+  skd_arg_int(a, g->w);
+  skd_arg_int(a, g->cout);
+  skd_arg_int(a, g->ho);
+  skd_arg_int(a, g->wo);
+  arg_geometry(a, p);
+}
+
 /* y = conv(x) (+ bias) by conv2d_direct_fwd: no columns, no GEMM. */
 static skd_status direct_forward(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g,
                                  const skd_tensor *x, const skd_tensor *weight, const skd_tensor *bias,
@@ -203,13 +214,7 @@ static skd_status direct_forward(skd_context *ctx, const skd_conv2d_params *p, c
   skd_status st = skd_kernel_get(ctx, "conv", "conv2d_direct_fwd", &k);
   if (st != SKD_OK) return st;
   skd_args a = skd_args_begin(k);
-  skd_arg_int(&a, g->cin);
-  skd_arg_int(&a, g->h);
-  skd_arg_int(&a, g->w);
-  skd_arg_int(&a, g->cout);
-  skd_arg_int(&a, g->ho);
-  skd_arg_int(&a, g->wo);
-  arg_geometry(&a, p);
+  arg_sizes(&a, g, p);
   skd_arg_tensor(&a, x);
   skd_arg_tensor(&a, weight);
   skd_arg_int(&a, bias != NULL);
@@ -230,13 +235,7 @@ static skd_status direct_backward_x(skd_context *ctx, const skd_conv2d_params *p
   skd_status st = skd_kernel_get(ctx, "conv", "conv2d_direct_bwd_x", &k);
   if (st != SKD_OK) return st;
   skd_args a = skd_args_begin(k);
-  skd_arg_int(&a, g->cin);
-  skd_arg_int(&a, g->h);
-  skd_arg_int(&a, g->w);
-  skd_arg_int(&a, g->cout);
-  skd_arg_int(&a, g->ho);
-  skd_arg_int(&a, g->wo);
-  arg_geometry(&a, p);
+  arg_sizes(&a, g, p);
   skd_arg_tensor(&a, dy);
   skd_arg_tensor(&a, weight);
   skd_arg_tensor(&a, dx);
@@ -256,13 +255,7 @@ static skd_status direct_backward_w(skd_context *ctx, const skd_conv2d_params *p
   if (st != SKD_OK) return st;
   skd_args a = skd_args_begin(k);
   skd_arg_int(&a, g->n);
-  skd_arg_int(&a, g->cin);
-  skd_arg_int(&a, g->h);
-  skd_arg_int(&a, g->w);
-  skd_arg_int(&a, g->cout);
-  skd_arg_int(&a, g->ho);
-  skd_arg_int(&a, g->wo);
-  arg_geometry(&a, p);
+  arg_sizes(&a, g, p);
   skd_arg_tensor(&a, x);
   skd_arg_tensor(&a, dy);
   skd_arg_tensor(&a, dweight);

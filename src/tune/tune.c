@@ -58,18 +58,17 @@ struct bench {
   char why[512]; /* why the last candidate was rejected */
 };
 
-static void say(const struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(const struct bench *b, const char *fmt, ...) {
-  if (!b->opt->progress) return;
+void skd_tune_say(const skd_tune_options *opt, const char *fmt, ...) {
+  if (!opt->progress) return;
   char line[600];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  b->opt->progress(b->opt->user, line);
+  opt->progress(opt->user, line);
 }
 
-static double now_s(void) {
+double skd_tune_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -176,7 +175,7 @@ static int measure(struct bench *b, double *seconds) {
     }
     double t[8];
     for (int r = 0; r < b->runs; r++) {
-      double t0 = now_s();
+      double t0 = skd_tune_now();
       st = run_once(b, i);
       if (st == SKD_OK) st = skd_context_finish(ctx);
       if (st != SKD_OK) {
@@ -184,7 +183,7 @@ static int measure(struct bench *b, double *seconds) {
         skd_error_clear();
         return 0;
       }
-      t[r] = now_s() - t0;
+      t[r] = skd_tune_now() - t0;
     }
     qsort(t, (size_t)b->runs, sizeof t[0], compare_double);
     seconds[i] = t[b->runs / 2];
@@ -269,11 +268,11 @@ static int search_kernel(struct bench *b, const char *kernel, int budget, unsign
     char text[400];
     format_params(text, sizeof text, xg ? skd_tune_xgemm_names : skd_tune_direct_names, v, nparams);
     rep->tried++;
-    double t0 = now_s();
+    double t0 = skd_tune_now();
     if (override_kernel(b->ctx, kernel, v) != SKD_OK || !measure(b, t)) {
       if (!b->why[0]) snprintf(b->why, sizeof b->why, "%s", skd_error_last());
       rep->rejected++;
-      say(b, "%s %d/%d: rejected (%s): %s", kernel, c + 1, budget, text, b->why);
+      skd_tune_say(b->opt, "%s %d/%d: rejected (%s): %s", kernel, c + 1, budget, text, b->why);
       b->why[0] = '\0';
       skd_error_clear();
       continue;
@@ -285,8 +284,8 @@ static int search_kernel(struct bench *b, const char *kernel, int budget, unsign
       memcpy(best, v, sizeof(size_t) * nparams);
       memcpy(best_time, t, sizeof(double) * (size_t)b->nshapes);
     }
-    say(b, "%s %d/%d: %.1f GFLOP/s, time x%.2f of the defaults%s (%.1f s): %s", kernel, c + 1, budget, gflops(b, t),
-        score, score == best_score && found ? ", best so far" : "", now_s() - t0, text);
+    skd_tune_say(b->opt, "%s %d/%d: %.1f GFLOP/s, time x%.2f of the defaults%s (%.1f s): %s", kernel, c + 1, budget, gflops(b, t),
+        score, score == best_score && found ? ", best so far" : "", skd_tune_now() - t0, text);
   }
   free(tried);
   return found;
@@ -343,7 +342,7 @@ skd_status skd_tune_run(skd_context *ctx, const skd_tune_options *opt, skd_tunin
   }
   memset(rep, 0, sizeof *rep);
   skd_tuning_init(out, &ctx->info);
-  double start = now_s();
+  double start = skd_tune_now();
   struct bench b;
   memset(&b, 0, sizeof b);
   b.ctx = ctx;
@@ -361,24 +360,24 @@ skd_status skd_tune_run(skd_context *ctx, const skd_tune_options *opt, skd_tunin
   if (st == SKD_OK) st = clear_cache();
   if (st == SKD_OK) st = bench_init(&b);
   if (st != SKD_OK) goto done;
-  say(&b, "tuning GEMM on %s: %d shapes, %d Xgemm + %d XgemmDirect candidates", ctx->info.name, b.nshapes, n_xgemm,
+  skd_tune_say(b.opt, "tuning GEMM on %s: %d shapes, %d Xgemm + %d XgemmDirect candidates", ctx->info.name, b.nshapes, n_xgemm,
       n_direct);
   if (!measure(&b, def)) {
     st = skd_error(SKD_ECL, "tune: CLBlast's default GEMM fails on %s: %s", ctx->info.name, b.why);
     goto done;
   }
-  say(&b, "defaults: %.1f GFLOP/s (geometric mean)", gflops(&b, def));
+  skd_tune_say(b.opt, "defaults: %.1f GFLOP/s (geometric mean)", gflops(&b, def));
   if (opt->quick) { /* two program builds fewer: the paths are compared with the defaults as they run */
     memcpy(ind0, def, sizeof ind0);
     memcpy(dir0, def, sizeof dir0);
   } else {
     st = set_threshold(ctx, 1);
     if (st == SKD_OK && !measure(&b, ind0)) st = skd_error(SKD_ECL, "tune: CLBlast's default Xgemm fails: %s", b.why);
-    if (st == SKD_OK) say(&b, "defaults, indirect path only: %.1f GFLOP/s", gflops(&b, ind0));
+    if (st == SKD_OK) skd_tune_say(b.opt, "defaults, indirect path only: %.1f GFLOP/s", gflops(&b, ind0));
     if (st == SKD_OK) st = set_threshold(ctx, FORCE_DIRECT);
     if (st == SKD_OK && !measure(&b, dir0))
       st = skd_error(SKD_ECL, "tune: CLBlast's default XgemmDirect fails: %s", b.why);
-    if (st == SKD_OK) say(&b, "defaults, direct path only: %.1f GFLOP/s", gflops(&b, dir0));
+    if (st == SKD_OK) skd_tune_say(b.opt, "defaults, direct path only: %.1f GFLOP/s", gflops(&b, dir0));
   }
   if (st != SKD_OK) goto done;
 
@@ -398,12 +397,12 @@ skd_status skd_tune_run(skd_context *ctx, const skd_tune_options *opt, skd_tunin
 
   out->has_routine = 1;
   out->min_indirect = choose_threshold(&b, dir, ind, def);
-  say(&b, "XGEMM_MIN_INDIRECT_SIZE=%zu (products of m*n*k below its cube use XgemmDirect)", out->min_indirect);
+  skd_tune_say(b.opt, "XGEMM_MIN_INDIRECT_SIZE=%zu (products of m*n*k below its cube use XgemmDirect)", out->min_indirect);
   st = skd_tuning_apply(ctx, out);
   if (st == SKD_OK && !measure(&b, fin)) st = skd_error(SKD_ECL, "tune: the tuned GEMM fails: %s", b.why);
   if (st != SKD_OK) goto done;
   if (relative(&b, fin, def) >= 1.0) {
-    say(&b, "the tuned parameters are not faster than the defaults (%.1f vs %.1f GFLOP/s): keeping the defaults",
+    skd_tune_say(b.opt, "the tuned parameters are not faster than the defaults (%.1f vs %.1f GFLOP/s): keeping the defaults",
         gflops(&b, fin), gflops(&b, def));
     skd_tuning_init(out, &ctx->info);
     memcpy(fin, def, sizeof fin);
@@ -426,7 +425,7 @@ skd_status skd_tune_run(skd_context *ctx, const skd_tune_options *opt, skd_tunin
 done:
   bench_free(&b);
   if (st != SKD_OK) CLBlastClearCache(); /* no half-tuned state left behind */
-  rep->seconds = now_s() - start;
+  rep->seconds = skd_tune_now() - start;
   if (st == SKD_OK) {
     time_t now = time(NULL);
     struct tm tm;

@@ -6,13 +6,12 @@
  * (one parameter at a time, keeping the best) over a subset of the shapes;
  * the algorithm comparison then times every shape once per algorithm. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "skd/tune.h"
+#include "tune/tune_private.h"
 
 struct conv_shape {
   const char *name;
@@ -76,22 +75,6 @@ struct conv_bench {
   cl_mem x, w, y, dy, dx, dw; /* sized for the largest shape; random contents */
 };
 
-static void say(const struct conv_bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(const struct conv_bench *b, const char *fmt, ...) {
-  if (!b->opt->progress) return;
-  char line[600];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  b->opt->progress(b->opt->user, line);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static float uniform(unsigned long long *s) {
   *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -179,10 +162,10 @@ static skd_status time_shape(struct conv_bench *b, const struct conv_shape *s, s
   if (st == SKD_OK) st = skd_context_finish(b->ctx);
   double t[8];
   for (int r = 0; st == SKD_OK && r < b->runs; r++) {
-    double t0 = now_s();
+    double t0 = skd_tune_now();
     st = run_once(b, s, algo);
     if (st == SKD_OK) st = skd_context_finish(b->ctx);
-    t[r] = now_s() - t0;
+    t[r] = skd_tune_now() - t0;
   }
   if (st != SKD_OK) return st;
   qsort(t, (size_t)b->runs, sizeof t[0], compare_double);
@@ -270,7 +253,7 @@ static skd_status try_blocking(struct conv_bench *b, const struct conv_shape *sh
                                const skd_conv_tuning *c, double *total) {
   char text[120], why[512] = "";
   format_blocking(text, sizeof text, c);
-  double t0 = now_s();
+  double t0 = skd_tune_now();
   *total = -1;
   skd_status st = skd_context_set_conv_tuning(b->ctx, c);
   if (st != SKD_OK) return st;
@@ -290,11 +273,11 @@ static skd_status try_blocking(struct conv_bench *b, const struct conv_shape *sh
   }
   if (!ok) {
     clFinish(b->ctx->queue);
-    say(b, "conv blocking %s: rejected: %s", text, why);
+    skd_tune_say(b->opt, "conv blocking %s: rejected: %s", text, why);
     return SKD_OK;
   }
   *total = sum;
-  say(b, "conv blocking %s: %.2f ms (%.1f s)", text, 1e3 * sum, now_s() - t0);
+  skd_tune_say(b->opt, "conv blocking %s: %.2f ms (%.1f s)", text, 1e3 * sum, skd_tune_now() - t0);
   return SKD_OK;
 }
 
@@ -351,7 +334,7 @@ skd_status skd_tune_conv(skd_context *ctx, const skd_tune_options *opt, skd_conv
   }
   memset(rep, 0, sizeof *rep);
   skd_conv_tuning_default(out);
-  double start = now_s();
+  double start = skd_tune_now();
   struct conv_bench b;
   memset(&b, 0, sizeof b);
   b.ctx = ctx;
@@ -362,7 +345,7 @@ skd_status skd_tune_conv(skd_context *ctx, const skd_tune_options *opt, skd_conv
                            : (int)(sizeof full_shapes / sizeof full_shapes[0]);
   skd_status st = bench_init(&b, shapes, nshapes);
   if (st == SKD_OK) {
-    say(&b, "tuning the convolution on %s: %d shapes", ctx->info.name, nshapes);
+    skd_tune_say(b.opt, "tuning the convolution on %s: %d shapes", ctx->info.name, nshapes);
     st = search_blocking(&b, shapes, nshapes, out, rep);
   }
   if (st == SKD_OK) st = skd_context_set_conv_tuning(ctx, out);
@@ -387,7 +370,7 @@ skd_status skd_tune_conv(skd_context *ctx, const skd_tune_options *opt, skd_conv
     sum_direct += td;
     sum_gemm += tg;
     rep->nshapes = i + 1;
-    say(&b, "conv %-26s direct %9.2f ms  gemm %9.2f ms%s", s->name, r->direct_ms, r->gemm_ms,
+    skd_tune_say(b.opt, "conv %-26s direct %9.2f ms  gemm %9.2f ms%s", s->name, r->direct_ms, r->gemm_ms,
         s->forward_only ? "  (forward only)" : "");
   }
   if (st == SKD_OK) {
@@ -411,6 +394,6 @@ skd_status skd_tune_conv(skd_context *ctx, const skd_tune_options *opt, skd_conv
     skd_context_set_conv_tuning(ctx, &d);
     skd_conv_tuning_default(out);
   }
-  rep->seconds = now_s() - start;
+  rep->seconds = skd_tune_now() - start;
   return st;
 }

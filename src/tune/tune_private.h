@@ -1,11 +1,18 @@
-/* Shared by the tuning file reader and the search: CLBlast's constraints on
- * its GEMM parameters, and sampling within them. */
+/* Shared by the tuning file reader and the searches: CLBlast's constraints
+ * on its GEMM parameters, sampling within them, progress and timing. */
 #ifndef SKD_TUNE_PRIVATE_H
 #define SKD_TUNE_PRIVATE_H
 
 #include <stddef.h>
 
 #include "skd/runtime.h"
+#include "skd/tune.h"
+
+/* A progress line through opt->progress (printf-style); nothing without one. */
+void skd_tune_say(const skd_tune_options *opt, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Monotonic clock, seconds. */
+double skd_tune_now(void);
 
 /* -1 when the Xgemm (XgemmDirect) values v[] satisfy CLBlast's constraints;
  * else the index of a parameter at fault, with the reason in why. */

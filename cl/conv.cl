@@ -123,7 +123,9 @@ __kernel void conv2d_bwd_bias(const int n, const int cout, const int plane, CTEN
  * rather than per row waste no lanes on narrow maps such as 17 x 17.)
  * Channels past Cout compute on a clamped weight row and pixels past the
  * plane on a clamped pixel; neither is stored. y = conv(x) + bias (bias
- * optional: has_bias). CONV_PXB is a vector width: 2, 4, 8 or 16. */
+ * optional: has_bias; accumulate: y += instead, as dx of a stride-1
+ * convolution, which is this one on dy with flipped weights). CONV_PXB is a
+ * vector width: 2, 4, 8 or 16. */
 #ifndef CONV_COB
 #define CONV_COB 8
 #endif
@@ -137,7 +139,7 @@ __kernel void conv2d_bwd_bias(const int n, const int cout, const int plane, CTEN
 #define PXSTORE CONV_CAT(vstore, CONV_PXB)
 __kernel void conv2d_direct_fwd(const int cin, const int h, const int w, const int cout, const int ho,
                                 const int wo, GEOMETRY, CTENSOR(x), CTENSOR(weight), const int has_bias,
-                                CTENSOR(bias), TENSOR(y)) {
+                                CTENSOR(bias), const int accumulate, TENSOR(y)) {
   const int plane = ho * wo;
   const int p0 = get_global_id(0) * CONV_PXB;
   const int co0 = get_global_id(1) * CONV_COB;
@@ -185,14 +187,25 @@ __kernel void conv2d_direct_fwd(const int cin, const int h, const int w, const i
     const int co = co0 + j;
     if (co >= cout) break;
     const PXVEC r = acc[j] + (has_bias ? AT(bias)[co] : 0.0f);
+    __global float *dst = ys + co * plane;
     if (full) {
-      PXSTORE(r, 0, ys + co * plane);
+      PXSTORE(accumulate ? PXLOAD(0, dst) + r : r, 0, dst);
     } else {
       float out[CONV_PXB];
       PXSTORE(r, 0, out);
-      for (int q = 0; p0 + q < plane; q++) ys[co * plane + q] = out[q];
+      for (int q = 0; p0 + q < plane; q++) dst[q] = accumulate ? dst[q] + out[q] : out[q];
     }
   }
+}
+
+/* wf[ci][co][ky][kx] = w[co][ci][kh-1-ky][kw-1-kx]: the weights of the
+ * convolution that maps dy to dx when the stride is 1. */
+__kernel void conv2d_flip_weights(const int total, const int cin, const int cout, const int kh, const int kw,
+                                  CTENSOR(w), TENSOR(wf)) {
+  const int i = get_global_id(0);
+  if (i >= total) return;
+  const int kx = i % kw, ky = (i / kw) % kh, co = (i / (kw * kh)) % cout, ci = i / (kw * kh * cout);
+  AT(wf)[i] = AT(w)[((co * cin + ci) * kh + kh - 1 - ky) * kw + kw - 1 - kx];
 }
 
 /* dx += the input gradient, directly (no columns): one work-item sums, for

@@ -104,6 +104,9 @@ static const struct conv_case cases[] = {
     /* Several channel blocks and a partial pixel strip for the direct kernels. */
     {"2x11x10x13 k3s1p1 c19", 2, 11, 10, 13, 19, {3, 3, 1, 1, 1, 1, 1, 1, SKD_CONV2D_AUTO}, 1},
     {"1x17x12x11 k3s2p2d2 c9", 1, 17, 12, 11, 9, {3, 3, 2, 2, 2, 2, 2, 2, SKD_CONV2D_AUTO}, 0},
+    /* Stride 1 with more padding than dilation*(k-1): dx by the gather kernel,
+     * not as a forward convolution with flipped weights. */
+    {"1x2x6x7 k3p3", 1, 2, 6, 7, 3, {3, 3, 1, 1, 3, 3, 1, 1, SKD_CONV2D_AUTO}, 1},
     /* Taller than the gathered col2im's list of rows (CONV_MAX_KH 16). */
     {"1x2x21x5 k18x1 p1", 1, 2, 21, 5, 3, {18, 1, 1, 1, 1, 0, 1, 1, SKD_CONV2D_AUTO}, 1},
 };

@@ -206,10 +206,11 @@ static void arg_sizes(skd_args *a, const struct geom *g, const skd_conv2d_params
   arg_geometry(a, p);
 }
 
-/* y = conv(x) (+ bias) by conv2d_direct_fwd: no columns, no GEMM. */
+/* y = conv(x) (+ bias) by conv2d_direct_fwd: no columns, no GEMM;
+ * accumulate: y += conv(x) instead. */
 static skd_status direct_forward(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g,
                                  const skd_tensor *x, const skd_tensor *weight, const skd_tensor *bias,
-                                 const skd_tensor *y) {
+                                 int accumulate, const skd_tensor *y) {
   skd_kernel *k;
   skd_status st = skd_kernel_get(ctx, "conv", "conv2d_direct_fwd", &k);
   if (st != SKD_OK) return st;
@@ -219,6 +220,7 @@ static skd_status direct_forward(skd_context *ctx, const skd_conv2d_params *p, c
   skd_arg_tensor(&a, weight);
   skd_arg_int(&a, bias != NULL);
   skd_arg_tensor(&a, bias ? bias : weight); /* any valid buffer when there is no bias */
+  skd_arg_int(&a, accumulate);
   skd_arg_tensor(&a, y);
   const skd_conv_tuning *t = skd_context_conv_tuning(ctx);
   size_t local[3] = {skd_context_wg(ctx, (size_t)t->wg), 1, 1};
@@ -226,6 +228,38 @@ static skd_status direct_forward(skd_context *ctx, const skd_conv2d_params *p, c
   size_t global[3] = {strips, (size_t)((g->cout + t->cob - 1) / t->cob), (size_t)g->n};
   skd_profile_work(ctx, "conv2d_direct_fwd", conv_flops(g), 0);
   return skd_launch(ctx, &a, 3, global, local);
+}
+
+/* dx += the input gradient of a stride-1 convolution as a forward one: dy
+ * convolved with the flipped, transposed weights (in the workspace) and
+ * padding dilation*(k-1) - pad, by the faster forward kernel. 0 in *done
+ * when the padding would be negative (the caller uses the gather kernel). */
+static skd_status flipped_backward_x(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g,
+                                     const skd_tensor *dy, const skd_tensor *weight, const skd_tensor *dx,
+                                     int *done) {
+  skd_conv2d_params q = *p;
+  q.pad_h = p->dilation_h * (p->kh - 1) - p->pad_h;
+  q.pad_w = p->dilation_w * (p->kw - 1) - p->pad_w;
+  *done = p->stride_h == 1 && p->stride_w == 1 && q.pad_h >= 0 && q.pad_w >= 0;
+  if (!*done) return SKD_OK;
+  struct geom t = {g->n, g->cout, g->ho, g->wo, g->cin, g->h, g->w, g->cout * p->kh * p->kw, g->h * g->w};
+  int total = g->cin * g->cout * p->kh * p->kw;
+  cl_mem flipped = NULL;
+  skd_kernel *k;
+  skd_status st = skd_workspace_get(ctx, (size_t)total * sizeof(float), &flipped);
+  if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_flip_weights", &k);
+  if (st != SKD_OK) return st;
+  skd_tensor wf = skd_tensor_view(flipped, 0, g->cin, g->cout, p->kh, p->kw);
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, total);
+  skd_arg_int(&a, g->cin);
+  skd_arg_int(&a, g->cout);
+  skd_arg_int(&a, p->kh);
+  skd_arg_int(&a, p->kw);
+  skd_arg_tensor(&a, weight);
+  skd_arg_tensor(&a, &wf);
+  st = skd_launch_1d(ctx, &a, (size_t)total, 256);
+  return st == SKD_OK ? direct_forward(ctx, &q, &t, dy, &wf, NULL, 1, dx) : st;
 }
 
 /* dx += the input gradient by conv2d_direct_bwd_x. */
@@ -304,7 +338,7 @@ skd_status skd_conv2d_forward(skd_context *ctx, const skd_conv2d_params *p, cons
   if (st == SKD_OK) st = skd_tensor_expect(y, g.n, g.cout, g.ho, g.wo, "conv2d: y");
   if (st == SKD_OK && bias) st = skd_tensor_expect(bias, 1, g.cout, 1, 1, "conv2d: bias");
   if (st != SKD_OK) return st;
-  if (conv_algorithm(ctx, p, &g) == SKD_CONV2D_DIRECT) return direct_forward(ctx, p, &g, x, weight, bias, y);
+  if (conv_algorithm(ctx, p, &g) == SKD_CONV2D_DIRECT) return direct_forward(ctx, p, &g, x, weight, bias, 0, y);
   /* With a bias, y starts as the broadcast bias and the GEMM adds onto it;
    * without, beta = 0 overwrites y whatever it held. */
   float beta = bias ? 1.0f : 0.0f;
@@ -349,7 +383,9 @@ skd_status skd_conv2d_backward(skd_context *ctx, const skd_conv2d_params *p, con
   if (st != SKD_OK || (!dx && !dweight)) return st;
 
   if (conv_algorithm(ctx, p, &g) == SKD_CONV2D_DIRECT) {
-    if (dx) st = direct_backward_x(ctx, p, &g, dy, weight, dx);
+    int done = 0;
+    if (dx) st = flipped_backward_x(ctx, p, &g, dy, weight, dx, &done);
+    if (dx && st == SKD_OK && !done) st = direct_backward_x(ctx, p, &g, dy, weight, dx);
     if (st == SKD_OK && dweight) st = direct_backward_w(ctx, p, &g, x, dy, dweight);
     return st;
   }

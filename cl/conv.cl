@@ -208,12 +208,14 @@ __kernel void conv2d_flip_weights(const int total, const int cin, const int cout
   AT(wf)[i] = AT(w)[((co * cin + ci) * kh + kh - 1 - ky) * kw + kw - 1 - kx];
 }
 
-/* dx += the input gradient, directly (no columns): one work-item sums, for
- * CONV_PXB neighbouring input pixels of one row (one vector, loaded whole
- * on interior stride-1 strips) and CONV_COB consecutive input channels,
- * every output tap that read them: input (iy, ix) fed tap
- * (ky, kx) of output (oy, ox) when oy*sh - ph + ky*dh == iy (and the same
- * along x). Gather form in a fixed order: deterministic, no atomics. */
+/* dx += the input gradient, directly (no columns), for strides above 1
+ * (stride 1 runs the forward kernel on flipped weights): one work-item sums,
+ * for CONV_PXB neighbouring input pixels of one row (one vector) and
+ * CONV_COB consecutive input channels, every output tap that read them:
+ * input (iy, ix) fed tap (ky, kx) of output (oy, ox) when
+ * oy*sh - ph + ky*dh == iy (and the same along x). The outputs a tap reaches
+ * are worked out once for all output channels. Gather form in a fixed
+ * order: deterministic, no atomics. */
 __kernel void conv2d_direct_bwd_x(const int cin, const int h, const int w, const int cout, const int ho,
                                   const int wo, GEOMETRY, CTENSOR(dy), CTENSOR(weight), TENSOR(dx)) {
   const int strips = (w + CONV_PXB - 1) / CONV_PXB;
@@ -223,10 +225,7 @@ __kernel void conv2d_direct_bwd_x(const int cin, const int h, const int w, const
   if (g >= h * strips) return;
   const int iy = g / strips, ix0 = (g % strips) * CONV_PXB;
   const int full = ix0 + CONV_PXB <= w;
-  const int dense = sw == 1 && full; /* the strip reads consecutive outputs */
   const int kk = kh * kw;
-  int ixs[CONV_PXB];
-  for (int q = 0; q < CONV_PXB; q++) ixs[q] = min(ix0 + q, w - 1);
   int wci[CONV_COB];
   for (int j = 0; j < CONV_COB; j++) wci[j] = min(ci0 + j, cin - 1) * kk;
   PXVEC acc[CONV_COB];
@@ -234,29 +233,37 @@ __kernel void conv2d_direct_bwd_x(const int cin, const int h, const int w, const
   const int plane = ho * wo;
   __global const float *dys = AT(dy) + s * cout * plane;
   __global const float *wt = AT(weight);
-  for (int co = 0; co < cout; co++) {
-    __global const float *d = dys + co * plane;
-    __global const float *wco = wt + co * cin * kk;
-    for (int ky = 0; ky < kh; ky++) {
-      const int ty = iy + ph - ky * dh;
-      const int oy = ty / sh;
-      const int row_ok = ty >= 0 && ty % sh == 0 && oy < ho;
-      for (int kx = 0; kx < kw; kx++) {
-        const int ox0 = ix0 + pw - kx * dw;
+  for (int ky = 0; ky < kh; ky++) {
+    const int ty = iy + ph - ky * dh;
+    if (ty < 0) break; /* ty only falls as ky grows */
+    if (ty % sh != 0 || ty / sh >= ho) continue;
+    const int row = (ty / sh) * wo;
+    for (int kx = 0; kx < kw; kx++) {
+      /* Which output each pixel of the strip reads at this tap (-1: none);
+       * worked out once for all output channels. */
+      int at[CONV_PXB];
+      int hits = 0;
+      for (int q = 0; q < CONV_PXB; q++) {
+        const int tx = min(ix0 + q, w - 1) + pw - kx * dw;
+        const int ok = ix0 + q < w && tx >= 0 && tx % sw == 0 && tx / sw < wo;
+        at[q] = ok ? row + tx / sw : -1;
+        hits += ok;
+      }
+      if (hits == 0) continue;
+      const int dense = sw == 1 && hits == CONV_PXB; /* consecutive outputs */
+      const int tap = ky * kw + kx;
+      for (int co = 0; co < cout; co++) {
+        __global const float *d = dys + co * plane;
         PXVEC v;
-        if (dense && row_ok && ox0 >= 0 && ox0 + CONV_PXB <= wo) {
-          v = PXLOAD(0, d + oy * wo + ox0);
+        if (dense) {
+          v = PXLOAD(0, d + at[0]);
         } else {
           float gathered[CONV_PXB];
-          for (int q = 0; q < CONV_PXB; q++) {
-            const int tx = ixs[q] + pw - kx * dw;
-            const int ox = tx / sw;
-            gathered[q] = (row_ok && tx >= 0 && tx % sw == 0 && ox < wo) ? d[oy * wo + ox] : 0.0f;
-          }
+          for (int q = 0; q < CONV_PXB; q++) gathered[q] = at[q] >= 0 ? d[at[q]] : 0.0f;
           v = PXLOAD(0, gathered);
         }
-        const int tap = ky * kw + kx;
-        for (int j = 0; j < CONV_COB; j++) acc[j] += wco[wci[j] + tap] * v;
+        __global const float *wco = wt + co * cin * kk + tap;
+        for (int j = 0; j < CONV_COB; j++) acc[j] += wco[wci[j]] * v;
       }
     }
   }

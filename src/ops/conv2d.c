@@ -319,7 +319,7 @@ static skd_status bias_grad(skd_context *ctx, const struct geom *g, const skd_te
   skd_kernel *k;
   skd_status st = skd_kernel_get(ctx, "conv", "conv2d_bwd_bias", &k);
   if (st != SKD_OK) return st;
-  size_t wg = skd_context_wg(ctx, 256);
+  size_t wg = skd_context_wg(ctx, ctx->info.is_gpu ? 256 : 4); /* CPUs: few work-items walking long runs */
   size_t global = (size_t)g->cout * wg;
   skd_args a = skd_args_begin(k);
   skd_arg_int(&a, g->n);

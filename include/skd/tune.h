@@ -166,7 +166,7 @@ typedef struct skd_tune_conv_report {
   skd_tune_conv_shape shapes[SKD_TUNE_CONV_MAX_SHAPES];
   int nshapes;
   skd_conv_tuning blockings[SKD_TUNE_CONV_MAX_BLOCKINGS]; /* in the order tried */
-  double blocking_ms[SKD_TUNE_CONV_MAX_BLOCKINGS];        /* total over the blocking shapes; < 0: rejected */
+  double blocking_ms[SKD_TUNE_CONV_MAX_BLOCKINGS];        /* total over the shapes; < 0: rejected */
   int nblockings;
   int best_blocking;
   double seconds;

@@ -3,8 +3,10 @@
  *
  * Every blocking is a rebuild of cl/conv.cl (about a second on a CPU
  * device), so the blocking search is a coordinate search from the defaults
- * (one parameter at a time, keeping the best) over a subset of the shapes;
- * the algorithm comparison then times every shape once per algorithm. */
+ * (one parameter at a time, keeping the best) timed over every shape: over
+ * a subset, a blocking that won there made whole paper-small steps 8 %
+ * slower. The algorithm comparison then times every shape once per
+ * algorithm. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +19,6 @@ struct conv_shape {
   const char *name;
   int n, cin, h, w, cout, k, stride, pad, dilation;
   int forward_only; /* the frozen teacher's layers: no backward in training */
-  int blocking;     /* part of the blocking search */
 };
 
 /* The conv layers of `skd-cl bench --preset demo` (batch 4; teacher
@@ -25,47 +26,54 @@ struct conv_shape {
  * (batch 2; teacher resnet101, student resnet18), crop 128: the deep stem
  * (3x3 s2 at 128, 3x3 at 64), each layer's 3x3 at 33 (layer1) and 17
  * (layer2; layer3 dilation 2, layer4 dilation 4), the PSP bottleneck 3x3
- * (C4 + 4 * C4/4 -> Cf) and resnet101's 1x1 bottleneck convs (teacher:
- * forward only). Shapes both networks share are timed with backward. */
+ * (C4 + 4 * C4/4 -> Cf), resnet101's 1x1 bottleneck convs (teacher:
+ * forward only) and the PSP stages' 1x1 convs on the pooled 1x1 ... 6x6
+ * maps (small planes, where a wide blocking idles). Shapes both networks
+ * share are timed with backward. */
+#define BLOCKING_MARGIN 0.05
+
 static const struct conv_shape full_shapes[] = {
-    {"demo T stem1 3->16 s2", 4, 3, 128, 128, 16, 3, 2, 1, 1, 1, 0},
-    {"demo T stem2 16->16", 4, 16, 64, 64, 16, 3, 1, 1, 1, 1, 0},
-    {"demo T layer1 16", 4, 16, 33, 33, 16, 3, 1, 1, 1, 1, 0},
-    {"demo T layer3 64 d2", 4, 64, 17, 17, 64, 3, 1, 2, 2, 1, 1},
-    {"demo T layer4 128 d4", 4, 128, 17, 17, 128, 3, 1, 4, 4, 1, 0},
-    {"demo T psp 256->32", 4, 256, 17, 17, 32, 3, 1, 1, 1, 1, 0},
-    {"demo S stem1 3->8 s2", 4, 3, 128, 128, 8, 3, 2, 1, 1, 0, 1},
-    {"demo S stem3 8->16", 4, 8, 64, 64, 16, 3, 1, 1, 1, 0, 1},
-    {"demo S layer1 8", 4, 8, 33, 33, 8, 3, 1, 1, 1, 0, 0},
-    {"demo S layer2 16", 4, 16, 17, 17, 16, 3, 1, 1, 1, 0, 0},
-    {"demo S layer3 32 d2", 4, 32, 17, 17, 32, 3, 1, 2, 2, 0, 1},
-    {"demo S layer4 64 d4", 4, 64, 17, 17, 64, 3, 1, 4, 4, 0, 1},
-    {"demo S psp 128->16", 4, 128, 17, 17, 16, 3, 1, 1, 1, 0, 1},
-    {"demo S down1 8->16 s2 1x1", 4, 8, 33, 33, 16, 1, 2, 0, 1, 0, 0},
-    {"ps stem1 3->64 s2", 2, 3, 128, 128, 64, 3, 2, 1, 1, 0, 0},
-    {"ps stem2 64->64", 2, 64, 64, 64, 64, 3, 1, 1, 1, 0, 1},
-    {"ps layer1 64", 2, 64, 33, 33, 64, 3, 1, 1, 1, 0, 0},
-    {"ps layer2 128", 2, 128, 17, 17, 128, 3, 1, 1, 1, 0, 1},
-    {"ps layer3 256 d2", 2, 256, 17, 17, 256, 3, 1, 2, 2, 0, 0},
-    {"ps layer4 512 d4", 2, 512, 17, 17, 512, 3, 1, 4, 4, 0, 0},
-    {"ps S psp 1024->128", 2, 1024, 17, 17, 128, 3, 1, 1, 1, 0, 0},
-    {"ps T 1x1 1024->256", 2, 1024, 17, 17, 256, 1, 1, 0, 1, 1, 0},
-    {"ps T 1x1 256->1024", 2, 256, 17, 17, 1024, 1, 1, 0, 1, 1, 0},
-    {"ps T 1x1 2048->512", 2, 2048, 17, 17, 512, 1, 1, 0, 1, 1, 0},
-    {"ps T 1x1 512->2048", 2, 512, 17, 17, 2048, 1, 1, 0, 1, 1, 0},
-    {"ps T psp 4096->512", 2, 4096, 17, 17, 512, 3, 1, 1, 1, 1, 0},
+    {"demo T stem1 3->16 s2", 4, 3, 128, 128, 16, 3, 2, 1, 1, 1},
+    {"demo T stem2 16->16", 4, 16, 64, 64, 16, 3, 1, 1, 1, 1},
+    {"demo T layer1 16", 4, 16, 33, 33, 16, 3, 1, 1, 1, 1},
+    {"demo T layer3 64 d2", 4, 64, 17, 17, 64, 3, 1, 2, 2, 1},
+    {"demo T layer4 128 d4", 4, 128, 17, 17, 128, 3, 1, 4, 4, 1},
+    {"demo T psp 256->32", 4, 256, 17, 17, 32, 3, 1, 1, 1, 1},
+    {"demo S stem1 3->8 s2", 4, 3, 128, 128, 8, 3, 2, 1, 1, 0},
+    {"demo S stem3 8->16", 4, 8, 64, 64, 16, 3, 1, 1, 1, 0},
+    {"demo S layer1 8", 4, 8, 33, 33, 8, 3, 1, 1, 1, 0},
+    {"demo S layer2 16", 4, 16, 17, 17, 16, 3, 1, 1, 1, 0},
+    {"demo S layer3 32 d2", 4, 32, 17, 17, 32, 3, 1, 2, 2, 0},
+    {"demo S layer4 64 d4", 4, 64, 17, 17, 64, 3, 1, 4, 4, 0},
+    {"demo S psp 128->16", 4, 128, 17, 17, 16, 3, 1, 1, 1, 0},
+    {"demo S down1 8->16 s2 1x1", 4, 8, 33, 33, 16, 1, 2, 0, 1, 0},
+    {"ps stem1 3->64 s2", 2, 3, 128, 128, 64, 3, 2, 1, 1, 0},
+    {"ps stem2 64->64", 2, 64, 64, 64, 64, 3, 1, 1, 1, 0},
+    {"ps layer1 64", 2, 64, 33, 33, 64, 3, 1, 1, 1, 0},
+    {"ps layer2 128", 2, 128, 17, 17, 128, 3, 1, 1, 1, 0},
+    {"ps layer3 256 d2", 2, 256, 17, 17, 256, 3, 1, 2, 2, 0},
+    {"ps layer4 512 d4", 2, 512, 17, 17, 512, 3, 1, 4, 4, 0},
+    {"ps S psp 1024->128", 2, 1024, 17, 17, 128, 3, 1, 1, 1, 0},
+    {"ps T 1x1 1024->256", 2, 1024, 17, 17, 256, 1, 1, 0, 1, 1},
+    {"ps T 1x1 256->1024", 2, 256, 17, 17, 1024, 1, 1, 0, 1, 1},
+    {"ps T 1x1 2048->512", 2, 2048, 17, 17, 512, 1, 1, 0, 1, 1},
+    {"ps T 1x1 512->2048", 2, 512, 17, 17, 2048, 1, 1, 0, 1, 1},
+    {"ps T psp 4096->512", 2, 4096, 17, 17, 512, 3, 1, 1, 1, 1},
+    {"ps T stage 2048->512 @1x1", 2, 2048, 1, 1, 512, 1, 1, 0, 1, 1},
+    {"ps T stage 2048->512 @6x6", 2, 2048, 6, 6, 512, 1, 1, 0, 1, 1},
+    {"ps S stage 512->128 @3x3", 2, 512, 3, 3, 128, 1, 1, 0, 1, 0},
 };
 static const struct conv_shape quick_shapes[] = {
-    {"tiny 3x3", 2, 6, 9, 11, 10, 3, 1, 1, 1, 0, 1},
-    {"tiny 3x3 s2 d2", 1, 5, 13, 9, 7, 3, 2, 2, 2, 0, 1},
-    {"tiny 1x1", 2, 12, 7, 7, 9, 1, 1, 0, 1, 0, 1},
+    {"tiny 3x3", 2, 6, 9, 11, 10, 3, 1, 1, 1, 0},
+    {"tiny 3x3 s2 d2", 1, 5, 13, 9, 7, 3, 2, 2, 2, 0},
+    {"tiny 1x1", 2, 12, 7, 7, 9, 1, 1, 0, 1, 0},
 };
 
 /* Small odd cases every blocking must get right before it is timed:
  * partial channel blocks and pixel strips, stride, dilation. */
 static const struct conv_shape check_shapes[] = {
-    {"check 3x3", 2, 5, 7, 9, 11, 3, 1, 1, 1, 0, 0},
-    {"check 3x3 s2 d2", 1, 9, 11, 13, 19, 3, 2, 2, 2, 0, 0},
+    {"check 3x3", 2, 5, 7, 9, 11, 3, 1, 1, 1, 0},
+    {"check 3x3 s2 d2", 1, 9, 11, 13, 19, 3, 2, 2, 2, 0},
 };
 
 struct conv_bench {
@@ -247,7 +255,7 @@ static void format_blocking(char *buf, size_t size, const skd_conv_tuning *c) {
   snprintf(buf, size, "COB=%d PXB=%d CIB=%d WG=%d WGW=%d", c->cob, c->pxb, c->cib, c->wg, c->wg_w);
 }
 
-/* Sets candidate c, checks it and times the blocking shapes with the direct
+/* Sets candidate c, checks it and times every shape with the direct
  * algorithm. *total < 0 when rejected (why reported). */
 static skd_status try_blocking(struct conv_bench *b, const struct conv_shape *shapes, int nshapes,
                                const skd_conv_tuning *c, double *total) {
@@ -262,7 +270,6 @@ static skd_status try_blocking(struct conv_bench *b, const struct conv_shape *sh
     ok = check_case(b->ctx, &check_shapes[i], why, sizeof why);
   double sum = 0;
   for (int i = 0; ok && i < nshapes; i++) {
-    if (!shapes[i].blocking) continue;
     double t = 0;
     if (time_shape(b, &shapes[i], SKD_CONV2D_DIRECT, &t) != SKD_OK) {
       snprintf(why, sizeof why, "%s", skd_error_last());
@@ -312,7 +319,9 @@ static skd_status search_blocking(struct conv_bench *b, const struct conv_shape 
       if (st != SKD_OK) return st;
       rep->blockings[rep->nblockings] = cand;
       rep->blocking_ms[rep->nblockings] = total < 0 ? -1 : 1e3 * total;
-      if (total >= 0 && total < best_ms) {
+      /* A blocking must beat the one kept by BLOCKING_MARGIN: gains smaller
+       * than that, timed layer by layer, did not carry over to whole steps. */
+      if (total >= 0 && total < best_ms * (1.0 - BLOCKING_MARGIN)) {
         best_ms = total;
         rep->best_blocking = rep->nblockings;
       }

@@ -72,8 +72,9 @@ typedef struct skd_context_options {
   int profiling;                 /* -1: from SKD_PROFILE; 0 off; 1 on */
   const char *cache_dir;         /* NULL: $SKD_CACHE_DIR, else $XDG_CACHE_HOME/skd-cl, else ~/.cache/skd-cl */
   int disable_cache;             /* also set by SKD_NO_KERNEL_CACHE=1 */
-  const char *tuning;            /* GEMM tuning: NULL = $SKD_TUNING, else the device's file from `skd-cl tune`
-                                    if there is one; "off" = CLBlast's defaults; else a tuning file (skd/tune.h) */
+  const char *tuning;            /* GEMM and convolution tuning: NULL = $SKD_TUNING, else the device's file from
+                                    `skd-cl tune` if there is one; "off" = the defaults; else a tuning file
+                                    (skd/tune.h) */
 } skd_context_options;
 
 void skd_context_options_default(skd_context_options *opt);

@@ -1,6 +1,8 @@
-/* GEMM tuning per device: a search over CLBlast's kernel parameters
- * (Xgemm, XgemmDirect, GemmRoutine), a small text file per device that
- * records the winner, and its application through CLBlastOverrideParameters.
+/* Tuning per device: a search over CLBlast's GEMM kernel parameters
+ * (Xgemm, XgemmDirect, GemmRoutine) applied through
+ * CLBlastOverrideParameters, and over the convolution (the direct kernels'
+ * blocking, direct or GEMM per layer shape); a small text file per device
+ * records the winners.
  *
  * skd_context_create applies the device's tuning file by itself (see
  * skd_context_options.tuning); `skd-cl tune` runs the search and writes it.

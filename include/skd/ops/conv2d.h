@@ -9,7 +9,9 @@
  * Device, two algorithms (skd_conv2d_algo), forward and backward alike:
  *   direct: kernels of cl/conv.cl that read x, W and dy in place. Forward:
  *     each work-item computes a block of output channels x a strip of pixels;
- *     dx: each input pixel gathers the taps it fed; dW: each work-item sums
+ *     dx: at stride 1 the forward kernel on dy with the flipped, transposed
+ *     weights (accumulating), else each input pixel gathers the taps it
+ *     fed; dW: each work-item sums
  *     dy * x over the batch for a block of (Cout, Cin) at one tap.
  *   gemm: columns (im2col) into the context workspace, then CLBlast GEMMs per
  *     sample (batched over a chunk of samples): y_n = W (Cout x K) * col_n

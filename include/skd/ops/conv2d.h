@@ -11,8 +11,8 @@
  *     each work-item computes a block of output channels x a strip of pixels;
  *     dx: at stride 1 the forward kernel on dy with the flipped, transposed
  *     weights (accumulating), else each input pixel gathers the taps it
- *     fed; dW: each work-item sums
- *     dy * x over the batch for a block of (Cout, Cin) at one tap.
+ *     fed; dW: each work-item sums dy * x over the batch for a block of
+ *     (Cout, Cin) at one tap.
  *   gemm: columns (im2col) into the context workspace, then CLBlast GEMMs per
  *     sample (batched over a chunk of samples): y_n = W (Cout x K) * col_n
  *     (K x Ho*Wo), K = Cin*kh*kw; dW += sum_n dy_n * col_n^T; dcol_n = W^T *

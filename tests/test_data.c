@@ -92,6 +92,39 @@ START_TEST(list_parsing) {
 }
 END_TEST
 
+/* Unlabeled lists: image paths, a label column allowed and never read (its
+ * file may be missing), every label pixel the ignore value. */
+START_TEST(unlabeled_lists) {
+  uint8_t rgb[3 * 4 * 3], lab[4 * 3];
+  fill_sample(4, 3, rgb, lab);
+  write_png("a.png", 4, 3, 3, rgb);
+  write_text("u.txt", "# images only\na.png\n\na.png not_there.png\n");
+  skd_label_map m = preset("generic", 5);
+  skd_dataset *d = NULL;
+  CK_OK(skd_dataset_open_unlabeled(&d, tmp_path("u.txt"), NULL, &m));
+  ck_assert_int_eq(skd_dataset_size(d), 2);
+  ck_assert_int_eq(skd_dataset_line(d, 1), 4);
+  ck_assert_ptr_null(skd_dataset_label_path(d, 1));
+  for (int i = 0; i < 2; i++) {
+    skd_sample s;
+    CK_OK(skd_dataset_read(d, i, &s));
+    ck_assert_int_eq(s.w, 4);
+    ck_assert_int_eq(s.h, 3);
+    ck_assert_mem_eq(s.rgb, rgb, sizeof rgb);
+    for (int p = 0; p < 12; p++) ck_assert_int_eq(s.label[p], m.ignore);
+    skd_sample_free(&s);
+  }
+  skd_dataset_free(d);
+  write_text("u3.txt", "a.png b.png c.png\n");
+  expect_error(skd_dataset_open_unlabeled(&d, tmp_path("u3.txt"), NULL, &m), SKD_EFORMAT,
+               "u3.txt:1: expected 'image_path [label_path]'", "3 or more", NULL);
+  /* A labeled list still needs its labels. */
+  write_text("l1.txt", "a.png\n");
+  expect_error(skd_dataset_open(&d, tmp_path("l1.txt"), NULL, &m), SKD_EFORMAT, "l1.txt:1: expected 'image_path label_path'",
+               NULL, NULL);
+}
+END_TEST
+
 /* ---- Presets ---------------------------------------------------------------- */
 
 START_TEST(presets) {
@@ -590,6 +623,7 @@ int main(void) {
   TCase *tc = support_tcase_host("data");
   support_add_tmpdir(tc);
   tcase_add_test(tc, list_parsing);
+  tcase_add_test(tc, unlabeled_lists);
   tcase_add_test(tc, presets);
   tcase_add_test(tc, preset_decoding);
   tcase_add_test(tc, decode_errors);

@@ -153,7 +153,7 @@ static void expect_finite_report(const skd_step_report *r, const skd_train_confi
                   "D terms without holistic: %g %g %g %g", r->d_loss, r->d_real, r->d_fake, r->d_penalty);
   else
     ck_assert_msg(r->d_penalty >= 0 && r->d_loss != 0, "D terms: loss %g penalty %g", r->d_loss, r->d_penalty);
-  double total = r->task + c->lambda_pi * r->pixel + c->lambda_pa * r->pair + c->lambda_d * r->holistic;
+  double total = r->task + r->distill_ramp * (c->lambda_pi * r->pixel + c->lambda_pa * r->pair + c->lambda_d * r->holistic);
   ck_assert_msg(fabs(r->loss - total) <= 1e-12 * fabs(total), "loss %.17g, terms sum to %.17g", r->loss, total);
 }
 
@@ -505,6 +505,72 @@ START_TEST(timing_mode_records_every_phase) {
 }
 END_TEST
 
+/* Unlabeled images join the step and resume exactly (their loader's
+ * stream continues where it stopped, like the labeled one's). */
+START_TEST(resume_is_exact_unlabeled) {
+  skd_demo_options o;
+  skd_demo_options_default(&o);
+  o.width = o.height = 64;
+  o.train_count = 16;
+  o.val_count = 4;
+  o.unlabeled_count = 6;
+  CK_OK(skd_demo_dataset_write(tmp_path("demo"), 3, &o));
+  write_teacher(tmp_path("teacher.safetensors"), 0);
+  skd_train_config c;
+  tiny_config(&c, 64);
+  use_teacher(&c, tmp_path("teacher.safetensors"));
+  c.pixel = c.pair = 1;
+  snprintf(c.unlabeled_list, sizeof c.unlabeled_list, "%s", tmp_path("demo/unlabeled.txt"));
+  c.unlabeled_batch = 3;
+  check_resume(&c, 0);
+}
+END_TEST
+
+/* Step 1 of two runs that differ only in --distill-warmup 4: every
+ * distillation term's gradient is a quarter of the other run's (at Q for
+ * pixel-wise and holistic, at F for pair-wise) and the task's is the same.
+ * Before the first update the two runs hold the same weights, so this
+ * checks both the ramp and the norms' linearity in the weights. */
+START_TEST(warmup_scales_the_distillation_gradients) {
+  demo_data();
+  write_teacher(tmp_path("teacher.safetensors"), 0);
+  skd_step_report r[2];
+  for (int warm = 0; warm < 2; warm++) {
+    skd_train_config c;
+    tiny_config(&c, 128);
+    use_teacher(&c, tmp_path("teacher.safetensors"));
+    c.pixel = c.pair = c.holistic = 1;
+    c.log_grad_norms = 1;
+    c.log_every = 1;
+    c.distill_warmup = warm ? 4 : 0;
+    skd_trainer *t = NULL;
+    CK_OK(skd_trainer_create(&t, T, &c, NULL));
+    CK_OK(skd_trainer_step(t, &r[warm]));
+    expect_finite_report(&r[warm], &c, 1);
+    ck_assert(r[warm].has_grad_norms);
+    skd_trainer_free(t);
+  }
+  ck_assert(r[0].distill_ramp == 1.0 && r[1].distill_ramp == 0.25);
+  printf("gradient norms at Q (task, pixel, holistic): %.6g %.6g %.6g; at F (task, pixel, pair, holistic): %.6g %.6g "
+         "%.6g %.6g\n", r[0].grad_q[SKD_TERM_TASK], r[0].grad_q[SKD_TERM_PIXEL], r[0].grad_q[SKD_TERM_HOLISTIC],
+         r[0].grad_f[SKD_TERM_TASK], r[0].grad_f[SKD_TERM_PIXEL], r[0].grad_f[SKD_TERM_PAIR],
+         r[0].grad_f[SKD_TERM_HOLISTIC]);
+  ck_assert(r[0].grad_q[SKD_TERM_TASK] > 0 && r[0].grad_q[SKD_TERM_PAIR] == 0);
+  ck_assert(r[1].grad_q[SKD_TERM_TASK] == r[0].grad_q[SKD_TERM_TASK]);
+  ck_assert(r[1].grad_f[SKD_TERM_TASK] == r[0].grad_f[SKD_TERM_TASK]);
+  const double *q[2] = {r[0].grad_q, r[1].grad_q}, *f[2] = {r[0].grad_f, r[1].grad_f};
+  int terms[3] = {SKD_TERM_PIXEL, SKD_TERM_PAIR, SKD_TERM_HOLISTIC};
+  for (int i = 0; i < 3; i++) {
+    int k = terms[i];
+    ck_assert_msg(f[0][k] > 0 && fabs(f[1][k] - 0.25 * f[0][k]) <= 1e-4 * f[0][k], "term %d at F: %.9g vs %.9g / 4",
+                  k, f[1][k], f[0][k]);
+    if (k != SKD_TERM_PAIR)
+      ck_assert_msg(q[0][k] > 0 && fabs(q[1][k] - 0.25 * q[0][k]) <= 1e-4 * q[0][k], "term %d at Q: %.9g vs %.9g / 4",
+                    k, q[1][k], q[0][k]);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("trainer");
   TCase *tc = support_tcase("trainer");
@@ -517,6 +583,8 @@ int main(void) {
   tcase_add_test(tc, validation_is_repeatable);
   tcase_add_test(tc, steady_state_creates_no_buffers);
   tcase_add_test(tc, timing_mode_records_every_phase);
+  tcase_add_test(tc, resume_is_exact_unlabeled);
+  tcase_add_test(tc, warmup_scales_the_distillation_gradients);
   suite_add_tcase(s, tc);
   return support_main(s);
 }

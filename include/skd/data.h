@@ -53,12 +53,19 @@ typedef struct skd_dataset skd_dataset;
  * label map is copied. */
 skd_status skd_dataset_open(skd_dataset **out, const char *list_path, const char *data_dir,
                             const skd_label_map *map);
+/* Images without labels (unlabeled data for distillation): one image path
+ * per line; a second field (a label path) is allowed and never read, so a
+ * labeled list can serve as well. Samples read from it have every label
+ * pixel set to the map's ignore value. */
+skd_status skd_dataset_open_unlabeled(skd_dataset **out, const char *list_path, const char *data_dir,
+                                      const skd_label_map *map);
 void skd_dataset_free(skd_dataset *d);
 
 int skd_dataset_size(const skd_dataset *d);
 const char *skd_dataset_list_path(const skd_dataset *d); /* as given to open */
 const skd_label_map *skd_dataset_label_map(const skd_dataset *d);
-/* Full paths and the list-file line of sample i (0 <= i < size). */
+/* Full paths and the list-file line of sample i (0 <= i < size); the label
+ * path is NULL in an unlabeled list. */
 const char *skd_dataset_image_path(const skd_dataset *d, int i);
 const char *skd_dataset_label_path(const skd_dataset *d, int i);
 int skd_dataset_line(const skd_dataset *d, int i);
@@ -176,6 +183,7 @@ void skd_loader_free(skd_loader *l);
 typedef struct skd_demo_options {
   int width, height;        /* 128 x 128 */
   int train_count, val_count; /* 200, 50 */
+  int unlabeled_count;        /* 0: images of a third split, listed without labels */
 } skd_demo_options;
 
 void skd_demo_options_default(skd_demo_options *o);
@@ -184,7 +192,8 @@ void skd_demo_options_default(skd_demo_options *o);
 const char *const *skd_demo_class_names(void);
 
 /* Writes out_dir/{train,val}.txt, out_dir/images/NAME.png (RGB) and
- * out_dir/labels/NAME.png (8-bit class ids), creating the directories. Every
+ * out_dir/labels/NAME.png (8-bit class ids), creating the directories; with
+ * unlabeled_count > 0 also out_dir/unlabeled.txt (image paths only). Every
  * file is a function of (seed, split, index) alone. opt NULL: defaults. */
 skd_status skd_demo_dataset_write(const char *out_dir, uint64_t seed, const skd_demo_options *opt);
 

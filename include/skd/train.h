@@ -38,6 +38,9 @@ typedef enum skd_phase {
 /* "data", "teacher_fwd", ... (NULL out of range). */
 const char *skd_phase_name(int phase);
 
+/* The student's loss terms, for the gradient-norm diagnostic. */
+enum { SKD_TERM_TASK, SKD_TERM_PIXEL, SKD_TERM_PAIR, SKD_TERM_HOLISTIC, SKD_TERM_COUNT };
+
 /* Every term of one step (host copies of the device values). */
 typedef struct skd_step_report {
   long step;       /* steps done, this one included */
@@ -47,12 +50,19 @@ typedef struct skd_step_report {
   double pixel;    /* L_pi, before lambda_pi (0 when off) */
   double pair;     /* L_pa, before lambda_pa */
   double holistic; /* L_ho = -mean D(Q_S), before lambda_d */
+  double distill_ramp; /* the factor on the three distillation weights this step (--distill-warmup), 0..1 */
   double d_loss;   /* the discriminator's loss of step 4 */
   double d_real, d_fake, d_penalty;
   double seconds;  /* wall time of the step */
   /* Wall ms per phase with timing on (all 0 otherwise). The D update runs
    * after the student's step but is counted under SKD_PHASE_D_STEP. */
   double phase_ms[SKD_PHASE_COUNT];
+  /* With log_grad_norms, on logged steps (has_grad_norms 1): the L2 norm of
+   * each weighted term's gradient at the student's logits Q and at its
+   * features F (through the head's 1x1 conv for the logit terms); the task
+   * term is CE(up(Q)) alone (the DSN term does not reach Q or F). */
+  int has_grad_norms;
+  double grad_q[SKD_TERM_COUNT], grad_f[SKD_TERM_COUNT];
 } skd_step_report;
 
 /* Builds everything the config asks for: data, student (fresh, or from

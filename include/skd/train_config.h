@@ -37,6 +37,11 @@ typedef struct skd_train_config {
   /* The teacher's network when its checkpoint does not say (a converted
    * reference checkpoint); skd-cl's own checkpoints carry their config. */
   skd_net_config teacher;
+  /* Images without labels that get only the distillation terms: each step
+   * adds unlabeled_batch of them (0: --batch) to the labeled batch. */
+  char unlabeled_list[SKD_PATH_MAX]; /* "" : none */
+  int unlabeled_batch;
+  int distill_warmup; /* steps over which the distillation weights ramp up linearly from 0 */
 
   /* schedule and optimiser (student) */
   int steps;
@@ -73,12 +78,19 @@ typedef struct skd_train_config {
   int val_every;
   int log_every;
   int save_every;
+  int log_grad_norms; /* each term's gradient norm at the logits and features, in the log */
 } skd_train_config;
 
 /* The defaults: the reference code's distillation settings (lambda_pi 10,
  * lambda_pa 1, lambda_d 0.1, lambda_gp 10, pool_scale 0.5, SGD lr 0.01
  * momentum 0.9 weight decay 5e-4, poly 0.9, D lr 4e-4). */
 void skd_train_config_default(skd_train_config *c);
+
+/* Sets the distillation settings of a named recipe and leaves the rest:
+ * "skd" (skd-cl's defaults) or "reference" (the reference code's values:
+ * pixel-wise 10 summed over the batch, pair-wise 1 with detached norms,
+ * holistic 0.1 with a 64-wide D, no warm-up, lr 0.01). */
+skd_status skd_train_config_recipe(skd_train_config *c, const char *name);
 
 /* 18, 34, 50 or 101 for "resnet18" ... "resnet101"; 0 otherwise. */
 int skd_arch_depth(const char *arch);

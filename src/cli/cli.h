@@ -16,6 +16,7 @@ int cmd_eval(const cli_globals *g, int argc, char **argv);
 int cmd_predict(const cli_globals *g, int argc, char **argv);
 int cmd_bench(const cli_globals *g, int argc, char **argv);
 int cmd_tune(const cli_globals *g, int argc, char **argv);
+int cmd_study(const cli_globals *g, int argc, char **argv);
 /* bench --kernels (bench_kernels.c): size 0 large, 1 small; only: NULL or
  * a family-name filter; runs measured per kernel after warmup. Returns the
  * exit code. */

@@ -1,4 +1,4 @@
-/* skd-cl make-dataset --out DIR [--seed S] [--size N] [--train N] [--val N] */
+/* skd-cl make-dataset --out DIR [--seed S] [--size N] [--train N] [--val N] [--unlabeled N] */
 #include <stdio.h>
 
 #include "cli/args.h"
@@ -16,6 +16,8 @@ int cmd_make_dataset(const cli_globals *g, int argc, char **argv) {
       {"size", CLI_INT, &size, "image width and height in pixels", 32, 4096, NULL, 0},
       {"train", CLI_INT, &opt.train_count, "number of training images", 1, 1000000, NULL, 0},
       {"val", CLI_INT, &opt.val_count, "number of validation images", 1, 1000000, NULL, 0},
+      {"unlabeled", CLI_INT, &opt.unlabeled_count,
+       "number of extra images listed without labels in unlabeled.txt (for --unlabeled-list)", 0, 1000000, NULL, 0},
   };
   int rc = cli_parse("make-dataset", "--out DIR [options]", args, (int)(sizeof args / sizeof args[0]), argc, argv);
   if (rc) return rc == 1 ? 0 : rc;
@@ -29,5 +31,6 @@ int cmd_make_dataset(const cli_globals *g, int argc, char **argv) {
          size, SKD_DEMO_CLASSES);
   for (int c = 0; c < SKD_DEMO_CLASSES; c++) printf(" %s", names[c]);
   printf(") to %s\n", out);
+  if (opt.unlabeled_count > 0) printf("and %d unlabeled images listed in %s/unlabeled.txt\n", opt.unlabeled_count, out);
   return 0;
 }

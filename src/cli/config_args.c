@@ -1,6 +1,7 @@
 #include "cli/config_args.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int config_args_build(skd_train_config *cfg, cli_arg *args, const char **strings) {
@@ -41,4 +42,31 @@ int config_args_commit(skd_train_config *cfg, const char **strings, const char *
     snprintf(dst, f[i].size, "%s", strings[i]);
   }
   return 0;
+}
+
+int config_args_parse(skd_train_config *cfg, const char *command, const char *usage, const cli_arg *extra, int nextra,
+                      int argc, char **argv) {
+  const char *recipe = cli_find_option(argc, argv, "recipe");
+  if (recipe && skd_train_config_recipe(cfg, recipe) != SKD_OK) {
+    fprintf(stderr, "skd-cl %s: --recipe: %s\n", command, skd_error_last());
+    return 2;
+  }
+  int nfields = 0;
+  skd_train_config_fields(&nfields);
+  cli_arg *args = calloc((size_t)(nfields + 1 + nextra), sizeof *args);
+  const char **strings = calloc((size_t)nfields, sizeof *strings);
+  int rc = 2;
+  if (args && strings) {
+    int n = config_args_build(cfg, args, strings);
+    const char *recipe_arg = NULL;
+    args[n++] = (cli_arg){"recipe", CLI_STRING, &recipe_arg,
+                          "a set of distillation settings, applied before the other options: skd (the defaults) or "
+                          "reference (the reference code's values, summed over the batch)", 0, 0, NULL, 0};
+    for (int i = 0; i < nextra; i++) args[n++] = extra[i];
+    rc = cli_parse(command, usage, args, n, argc, argv);
+    if (rc == 0) rc = config_args_commit(cfg, strings, command);
+  }
+  free(args);
+  free(strings);
+  return rc;
 }

@@ -12,4 +12,11 @@ int config_args_build(skd_train_config *cfg, cli_arg *args, const char **strings
 /* Copies the string options that were given into cfg; error when too long. */
 int config_args_commit(skd_train_config *cfg, const char **strings, const char *command);
 
+/* Parses argv (argv[0] the subcommand) into cfg: every config field, and
+ * --recipe NAME, applied before the other options so that they win; extra
+ * rows (may be NULL) are the subcommand's own options. Returns 0, 1 after
+ * --help, 2 after an error (printed). */
+int config_args_parse(skd_train_config *cfg, const char *command, const char *usage, const cli_arg *extra, int nextra,
+                      int argc, char **argv);
+
 #endif

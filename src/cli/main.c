@@ -15,6 +15,7 @@ static const struct command commands[] = {
     {"list-devices", cmd_list_devices, "list every OpenCL device of every platform (--json)"},
     {"make-dataset", cmd_make_dataset, "write the synthetic demo segmentation set (--out DIR)"},
     {"train", cmd_train, "train a network, or distil a student from a teacher (--teacher)"},
+    {"study", cmd_study, "does distillation help? a baseline and distillation settings over seeds, with a teacher"},
     {"eval", cmd_eval, "a checkpoint's per-class IoU, mIoU and accuracies on a labelled list (--json)"},
     {"predict", cmd_predict, "colour PNGs of a checkpoint's predictions (or overlays) for images"},
     {"bench", cmd_bench, "time full distillation steps on random data: ms/step, images/s, phases (--preset)"},

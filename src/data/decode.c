@@ -151,6 +151,15 @@ skd_status skd_dataset_read(const skd_dataset *d, int i, skd_sample *out) {
     goto done;
   }
 
+  if (!lpath) { /* unlabeled: every pixel ignored */
+    labels = malloc((size_t)w * (size_t)h);
+    if (!labels) {
+      st = skd_error(SKD_ENOMEM, "%s:%d: out of host memory for a %dx%d label", list, line, w, h);
+      goto done;
+    }
+    memset(labels, skd_dataset_label_map(d)->ignore, (size_t)w * (size_t)h);
+    goto decoded;
+  }
   f = open_file(d, i, "label", lpath, &st);
   if (!f) goto done;
   /* Labels must be PNG: JPEG compression would invent class ids at edges. */
@@ -181,6 +190,7 @@ skd_status skd_dataset_read(const skd_dataset *d, int i, skd_sample *out) {
   }
   if ((st = label_bytes(d, i, lab, w, h, lcomp, labels)) != SKD_OK) goto done;
   if ((st = map_labels(d, i, labels, w, h)) != SKD_OK) goto done;
+decoded:
   out->h = h;
   out->w = w;
   out->label = labels;

@@ -56,6 +56,7 @@ void skd_demo_options_default(skd_demo_options *o) {
   o->height = 128;
   o->train_count = 200;
   o->val_count = 50;
+  o->unlabeled_count = 0;
 }
 
 /* ---- Noise ----------------------------------------------------------------- */
@@ -317,10 +318,13 @@ static void render(scene *sc, uint64_t seed, uint64_t counter) {
 
 /* ---- Files ----------------------------------------------------------------- */
 
+/* Splits: 0 train, 1 val, 2 unlabeled (images only; its list names no labels). */
 static skd_status write_split(const char *dir, uint64_t seed, const skd_demo_options *o, int split, scene *sc,
                               uint8_t *bytes) {
-  const char *name = split ? "val" : "train";
-  int count = split ? o->val_count : o->train_count;
+  static const char *const names[] = {"train", "val", "unlabeled"};
+  const char *name = names[split];
+  int count = split == 0 ? o->train_count : split == 1 ? o->val_count : o->unlabeled_count;
+  if (split == 2 && count == 0) return SKD_OK;
   char path[4200];
   snprintf(path, sizeof path, "%s/%s.txt", dir, name);
   FILE *list = fopen(path, "w");
@@ -338,10 +342,14 @@ static skd_status write_split(const char *dir, uint64_t seed, const skd_demo_opt
       float v = sc->rgb[p];
       bytes[p] = (uint8_t)(v <= 0.0f ? 0 : v >= 255.0f ? 255 : (int)(v + 0.5f));
     }
-    snprintf(path, sizeof path, "%s/images/%s_%04d.png", dir, name, i);
+    snprintf(path, sizeof path, split == 2 ? "%s/images/%s_%05d.png" : "%s/images/%s_%04d.png", dir, name, i);
     if (!stbi_write_png(path, sc->w, sc->h, 3, bytes, sc->w * 3)) {
       st = skd_error(SKD_EIO, "demo dataset: cannot write '%s'", path);
       break;
+    }
+    if (split == 2) {
+      fprintf(list, "images/%s_%05d.png\n", name, i);
+      continue;
     }
     snprintf(path, sizeof path, "%s/labels/%s_%04d.png", dir, name, i);
     if (!stbi_write_png(path, sc->w, sc->h, 1, sc->lab, sc->w)) {
@@ -361,9 +369,10 @@ skd_status skd_demo_dataset_write(const char *out_dir, uint64_t seed, const skd_
   if (!out_dir || !out_dir[0]) return skd_error(SKD_EINVAL, "demo dataset: no output directory");
   if (o.width < 32 || o.height < 32 || o.width > 4096 || o.height > 4096)
     return skd_error(SKD_EINVAL, "demo dataset: size %dx%d must be within 32..4096", o.width, o.height);
-  if (o.train_count < 0 || o.val_count < 0 || o.train_count > 99999 || o.val_count > 99999)
-    return skd_error(SKD_EINVAL, "demo dataset: counts %d (train) and %d (val) must be within 0..99999",
-                     o.train_count, o.val_count);
+  if (o.train_count < 0 || o.val_count < 0 || o.unlabeled_count < 0 || o.train_count > 99999 ||
+      o.val_count > 99999 || o.unlabeled_count > 99999)
+    return skd_error(SKD_EINVAL, "demo dataset: counts %d (train), %d (val) and %d (unlabeled) must be within 0..99999",
+                     o.train_count, o.val_count, o.unlabeled_count);
   if (strlen(out_dir) > 4000) return skd_error(SKD_EINVAL, "demo dataset: output path too long");
   char sub[4100];
   skd_status st = skd_make_dirs(out_dir, "demo dataset");
@@ -383,6 +392,7 @@ skd_status skd_demo_dataset_write(const char *out_dir, uint64_t seed, const skd_
     st = skd_error(SKD_ENOMEM, "demo dataset: out of host memory");
   if (st == SKD_OK) st = write_split(out_dir, seed, &o, 0, &sc, bytes);
   if (st == SKD_OK) st = write_split(out_dir, seed, &o, 1, &sc, bytes);
+  if (st == SKD_OK) st = write_split(out_dir, seed, &o, 2, &sc, bytes);
   free(sc.rgb);
   free(sc.lab);
   free(sc.top);

@@ -11,6 +11,7 @@
 struct skd_dataset {
   skd_label_map map;
   char *list_path;
+  int unlabeled; /* image paths only: label[i] is NULL */
   int n, cap;
   char **image;
   char **label;
@@ -114,14 +115,16 @@ static skd_status parse(skd_dataset *d, FILE *f, const char *dir) {
     if (!*p || *p == '#') continue;
     char *field[3];
     int nf = split_fields(buf, field);
-    if (nf != 2) {
-      st = skd_error(SKD_EFORMAT, "%s:%d: expected 'image_path label_path', got '%s' (%s field%s)",
-                     d->list_path, line, shown, nf == 3 ? "3 or more" : "1", nf == 1 ? "" : "s");
+    if (d->unlabeled ? nf > 2 : nf != 2) {
+      st = skd_error(SKD_EFORMAT, "%s:%d: expected '%s', got '%s' (%s field%s)", d->list_path, line,
+                     d->unlabeled ? "image_path [label_path]" : "image_path label_path", shown,
+                     nf == 3 ? "3 or more" : "1", nf == 1 ? "" : "s");
       break;
     }
     if ((st = grow(d)) != SKD_OK) break;
-    char *im = join_path(dir, field[0]), *lb = join_path(dir, field[1]);
-    if (!im || !lb) {
+    /* An unlabeled list may be a labeled one: its labels are not read. */
+    char *im = join_path(dir, field[0]), *lb = d->unlabeled ? NULL : join_path(dir, field[1]);
+    if (!im || (!lb && !d->unlabeled)) {
       free(im);
       free(lb);
       st = skd_error(SKD_ENOMEM, "dataset %s: out of host memory", d->list_path);
@@ -132,7 +135,7 @@ static skd_status parse(skd_dataset *d, FILE *f, const char *dir) {
     d->line[d->n] = line;
     d->n++;
     if ((st = check_readable(d, line, "image", im)) != SKD_OK) break;
-    if ((st = check_readable(d, line, "label", lb)) != SKD_OK) break;
+    if (lb && (st = check_readable(d, line, "label", lb)) != SKD_OK) break;
   }
   if (st == SKD_OK && ferror(f))
     st = skd_error(SKD_EIO, "%s: read error after line %d", d->list_path, line);
@@ -141,8 +144,8 @@ static skd_status parse(skd_dataset *d, FILE *f, const char *dir) {
   return st;
 }
 
-skd_status skd_dataset_open(skd_dataset **out, const char *list_path, const char *data_dir,
-                            const skd_label_map *map) {
+static skd_status open_list(skd_dataset **out, const char *list_path, const char *data_dir,
+                            const skd_label_map *map, int unlabeled) {
   *out = NULL;
   if (!list_path || !map) return skd_error(SKD_EINVAL, "dataset open: list path and label map are required");
   if (map->classes < 1 || map->classes > 255 || map->ignore < 0 || map->ignore > 255 ||
@@ -152,6 +155,7 @@ skd_status skd_dataset_open(skd_dataset **out, const char *list_path, const char
   skd_dataset *d = calloc(1, sizeof *d);
   if (!d) return skd_error(SKD_ENOMEM, "dataset open: out of host memory");
   d->map = *map;
+  d->unlabeled = unlabeled;
   d->list_path = dup_string(list_path);
   char *dir = data_dir ? dup_string(data_dir) : parent_dir(list_path);
   if (!d->list_path || !dir) {
@@ -175,6 +179,16 @@ skd_status skd_dataset_open(skd_dataset **out, const char *list_path, const char
   }
   *out = d;
   return SKD_OK;
+}
+
+skd_status skd_dataset_open(skd_dataset **out, const char *list_path, const char *data_dir,
+                            const skd_label_map *map) {
+  return open_list(out, list_path, data_dir, map, 0);
+}
+
+skd_status skd_dataset_open_unlabeled(skd_dataset **out, const char *list_path, const char *data_dir,
+                                      const skd_label_map *map) {
+  return open_list(out, list_path, data_dir, map, 1);
 }
 
 int skd_dataset_size(const skd_dataset *d) { return d->n; }

@@ -41,9 +41,9 @@ skd_status adversary_create(struct skd_trainer *t) {
     if (a->d->state[i]->grad.mem) a->trainable[a->ntrainable++] = a->d->state[i];
   st = skd_optim_sgd_init(&a->opt, c->d_lr, c->d_momentum, 0.0, 0.0, 0);
   a->opt.step = t->step;
-  a->mix_host = malloc((size_t)c->batch * sizeof(float));
+  a->mix_host = malloc((size_t)t->rows * sizeof(float));
   if (!a->mix_host) return skd_error(SKD_ENOMEM, "discriminator: out of host memory");
-  if (st == SKD_OK) st = skd_tensor_alloc(t->ctx, &a->mix, c->batch, 1, 1, 1);
+  if (st == SKD_OK) st = skd_tensor_alloc(t->ctx, &a->mix, t->rows, 1, 1, 1);
   return st;
 }
 
@@ -62,7 +62,9 @@ static const skd_tensor *conditioning(struct skd_trainer *t, const skd_tensor *i
 skd_status adversary_generator_term(struct skd_trainer *t, const skd_tensor *image, const skd_tensor *q_student,
                                     const skd_tensor *dq) {
   skd_tensor loss = trainer_scalar(t, S_HOLISTIC);
-  return skd_holistic_g_loss(t->ctx, &t->adv->hc, t->adv->d, t->arena, q_student, conditioning(t, image), dq, &loss);
+  skd_holistic_config hc = t->adv->hc; /* the student's term ramps up with --distill-warmup; D's own loss does not */
+  hc.lambda_d *= t->distill_ramp;
+  return skd_holistic_g_loss(t->ctx, &hc, t->adv->d, t->arena, q_student, conditioning(t, image), dq, &loss);
 }
 
 skd_status adversary_gradients(struct skd_trainer *t, const skd_tensor *image, const skd_tensor *q_student,

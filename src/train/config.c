@@ -44,6 +44,12 @@ static const skd_config_field fields[] = {
     {"teacher-arch", SKD_FIELD_STRING, F(teacher.arch), S(teacher.arch), 0, 0, NULL,
      "teacher network when its checkpoint does not record it (a converted reference checkpoint)"},
     {"teacher-width", SKD_FIELD_FLOAT, F(teacher.width), 0, 0.01, 4, NULL, "teacher width, likewise"},
+    {"unlabeled-list", SKD_FIELD_STRING, F(unlabeled_list), S(unlabeled_list), 0, 0, NULL,
+     "images without labels ('image_path' per line) that get only the distillation terms (needs --teacher)"},
+    {"unlabeled-batch", SKD_FIELD_INT, F(unlabeled_batch), 0, 0, 4096, NULL,
+     "unlabeled images added to each step's batch (0: as many as --batch)"},
+    {"distill-warmup", SKD_FIELD_INT, F(distill_warmup), 0, 0, 100000000, NULL,
+     "steps over which the distillation weights ramp up linearly from 0 (0: full weight from the start)"},
     {"steps", SKD_FIELD_INT, F(steps), 0, 1, 100000000, NULL, "training steps (reference: 40000)"},
     {"lr", SKD_FIELD_FLOAT, F(lr), 0, 0, 10, NULL, "student SGD learning rate (poly schedule)"},
     {"momentum", SKD_FIELD_FLOAT, F(momentum), 0, 0, 1, NULL, "student SGD momentum"},
@@ -87,6 +93,8 @@ static const skd_config_field fields[] = {
     {"log-every", SKD_FIELD_INT, F(log_every), 0, 1, 100000000, NULL, "write a JSON log line every N steps"},
     {"save-every", SKD_FIELD_INT, F(save_every), 0, 0, 100000000, NULL,
      "save the last checkpoint every N steps (0: at validation and at the end)"},
+    {"log-grad-norms", SKD_FIELD_FLAG, F(log_grad_norms), 0, 0, 0, NULL,
+     "log each term's gradient norm at the student's logits and features (JSON log lines)"},
 };
 
 const skd_config_field *skd_train_config_fields(int *count) {
@@ -117,21 +125,47 @@ void skd_train_config_default(skd_train_config *c) {
   c->dsn_weight = 0.4f;
   c->seed = 1;
   c->pixel = c->pair = c->holistic = 1; /* active only with a teacher */
+  skd_train_config_recipe(c, "skd");
+  snprintf(c->out_dir, sizeof c->out_dir, "run");
+  c->val_every = 0;
+  c->log_every = 10;
+}
+
+/* The reference code's distillation settings (METHOD.md section 5). */
+static void reference_recipe(skd_train_config *c) {
   c->lambda_pi = 10.0f;
+  c->pixel_norm_mean = 0;
   c->tau = 1.0f;
   c->lambda_pa = 1.0f;
+  c->pair_node_size = 0;
   c->pair_pool_scale = 0.5f;
   c->pair_window = -1;
+  c->pair_avg_pool = 0;
+  c->pair_detached_norm = 1;
   c->lambda_d = 0.1f;
   c->lambda_gp = 10.0f;
   c->adv = SKD_ADV_WGAN_GP;
   c->d_preprocess = 1;
+  c->d_conditional = 0;
   c->d_width = 64;
   c->d_lr = 4e-4f;
   c->d_momentum = 0.9f;
-  snprintf(c->out_dir, sizeof c->out_dir, "run");
-  c->val_every = 0;
-  c->log_every = 10;
+  c->distill_warmup = 0;
+}
+
+skd_status skd_train_config_recipe(skd_train_config *c, const char *name) {
+  if (!strcmp(name, "reference")) {
+    reference_recipe(c);
+    return SKD_OK;
+  }
+  if (strcmp(name, "skd")) return skd_error(SKD_EINVAL, "unknown recipe '%s' (expected skd or reference)", name);
+  /* skd-cl's defaults: the reference's, with weights whose effect does not
+   * depend on the batch size (docs/LOSSES.md has the measurements). */
+  reference_recipe(c);
+  c->pixel_norm_mean = 1;
+  c->lambda_pi = 1.0f;
+  c->pair_detached_norm = 0;
+  return SKD_OK;
 }
 
 int skd_arch_depth(const char *a) {
@@ -162,6 +196,8 @@ skd_status skd_train_config_validate(const skd_train_config *c) {
   if (c->scale_min > c->scale_max)
     return skd_error(SKD_EINVAL, "--scale-min %g is larger than --scale-max %g", c->scale_min, c->scale_max);
   if (!c->out_dir[0]) return skd_error(SKD_EINVAL, "--out must name a directory");
+  if (c->unlabeled_list[0] && !c->teacher_path[0])
+    return skd_error(SKD_EINVAL, "--unlabeled-list needs --teacher: unlabeled images get only the distillation terms");
   return SKD_OK;
 }
 

@@ -105,7 +105,15 @@ static skd_status open_data(skd_trainer *t) {
   lc.augment.scale_step = c->scale_step;
   lc.augment.mirror = c->mirror;
   if (c->imagenet_norm) skd_normalize_imagenet(&lc.augment.normalize);
-  return skd_loader_create(&t->loader, t->train_set, &lc, c->seed);
+  st = skd_loader_create(&t->loader, t->train_set, &lc, c->seed);
+  t->rows = c->batch;
+  if (st != SKD_OK || !c->unlabeled_list[0]) return st;
+  /* The unlabeled images: the same augmentation, their own order and draws. */
+  st = skd_dataset_open_unlabeled(&t->unlabeled_set, c->unlabeled_list, dir, &t->map);
+  lc.batch = c->unlabeled_batch > 0 ? c->unlabeled_batch : c->batch;
+  t->rows += lc.batch;
+  if (st == SKD_OK) st = skd_loader_create(&t->unlabeled_loader, t->unlabeled_set, &lc, c->seed ^ 0x0A1AB1EDULL);
+  return st;
 }
 
 skd_status trainer_network_config(const skd_net_config *net, int classes, int with_grad, uint64_t seed,
@@ -185,9 +193,9 @@ skd_status skd_trainer_create(skd_trainer **out, skd_context *ctx, const skd_tra
   if (st == SKD_OK) st = skd_tensor_alloc(ctx, &t->scalars, 1, 1, 1, S_COUNT);
   if (st == SKD_OK) st = skd_tensor_fill(ctx, &t->scalars, 0.0f);
   if (st == SKD_OK) {
-    size_t pixels = (size_t)t->cfg.batch * (size_t)t->cfg.crop * (size_t)t->cfg.crop;
+    size_t pixels = (size_t)t->rows * (size_t)t->cfg.crop * (size_t)t->cfg.crop;
     t->label_host = malloc(pixels * sizeof(float));
-    t->label_small = malloc((size_t)t->cfg.batch * (size_t)t->logit_h * (size_t)t->logit_w * sizeof(float));
+    t->label_small = malloc((size_t)t->rows * (size_t)t->logit_h * (size_t)t->logit_w * sizeof(float));
     if (!t->label_host || !t->label_small) st = skd_error(SKD_ENOMEM, "trainer: out of host memory for labels");
   }
   if (st != SKD_OK) {
@@ -201,6 +209,8 @@ skd_status skd_trainer_create(skd_trainer **out, skd_context *ctx, const skd_tra
 void skd_trainer_free(skd_trainer *t) {
   if (!t) return;
   skd_loader_free(t->loader);
+  skd_loader_free(t->unlabeled_loader);
+  skd_dataset_free(t->unlabeled_set);
   skd_dataset_free(t->train_set);
   skd_dataset_free(t->val_set);
   adversary_free(t->adv);
@@ -213,22 +223,37 @@ void skd_trainer_free(skd_trainer *t) {
   free(t);
 }
 
-/* Labels as float class ids at crop size and, for the pixel-loss mask, at
- * logit size (nearest pixel centre). */
-static skd_status upload_labels(skd_trainer *t, const skd_batch *b, skd_tensor *labels, skd_tensor *small) {
+/* The step's images, labeled then unlabeled (u NULL: none), into one
+ * tensor; labels as float class ids at crop size (the unlabeled ones all
+ * ignore, so the task loss skips them) and, for the pixel-loss mask, at
+ * logit size (nearest pixel centre; unlabeled pixels are never masked). */
+static skd_status upload_batch(skd_trainer *t, const skd_batch *b, const skd_batch *u, skd_tensor *image,
+                               skd_tensor *labels, skd_tensor *small) {
+  int rows = b->n + (u ? u->n : 0);
   size_t plane = (size_t)b->h * (size_t)b->w;
+  skd_status st = skd_arena_tensor(t->arena, image, rows, 3, b->h, b->w);
+  if (st == SKD_OK) {
+    skd_tensor part = skd_tensor_view(image->mem, image->offset, b->n, 3, b->h, b->w);
+    st = skd_tensor_upload(t->ctx, &part, b->image);
+  }
+  if (st == SKD_OK && u) {
+    skd_tensor part = skd_tensor_view(image->mem, image->offset + (size_t)b->n * 3 * plane, u->n, 3, b->h, b->w);
+    st = skd_tensor_upload(t->ctx, &part, u->image);
+  }
   for (size_t i = 0; i < (size_t)b->n * plane; i++) t->label_host[i] = (float)b->label[i];
-  skd_status st = skd_arena_tensor(t->arena, labels, b->n, 1, b->h, b->w);
+  for (size_t i = (size_t)b->n * plane; i < (size_t)rows * plane; i++) t->label_host[i] = (float)t->map.ignore;
+  if (st == SKD_OK) st = skd_arena_tensor(t->arena, labels, rows, 1, b->h, b->w);
   if (st == SKD_OK) st = skd_tensor_upload(t->ctx, labels, t->label_host);
   if (st != SKD_OK || !t->cfg.pixel_mask_ignore) return st;
   int hs = t->logit_h, ws = t->logit_w;
-  for (int n = 0; n < b->n; n++)
+  for (int n = 0; n < rows; n++)
     for (int y = 0; y < hs; y++)
       for (int x = 0; x < ws; x++) {
         int sy = (int)(((double)y + 0.5) * b->h / hs), sx = (int)(((double)x + 0.5) * b->w / ws);
-        t->label_small[((size_t)n * hs + y) * ws + x] = (float)b->label[(size_t)n * plane + (size_t)sy * b->w + sx];
+        t->label_small[((size_t)n * hs + y) * ws + x] =
+            n < b->n ? (float)b->label[(size_t)n * plane + (size_t)sy * b->w + sx] : 0.0f;
       }
-  st = skd_arena_tensor(t->arena, small, b->n, 1, hs, ws);
+  st = skd_arena_tensor(t->arena, small, rows, 1, hs, ws);
   if (st == SKD_OK) st = skd_tensor_upload(t->ctx, small, t->label_small);
   return st;
 }
@@ -273,14 +298,13 @@ skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
   const skd_train_config *c = &t->cfg;
   double t0 = now_seconds(), mark = t0;
   memset(r, 0, sizeof *r);
-  const skd_batch *b = NULL;
+  const skd_batch *b = NULL, *u = NULL;
   skd_status st = skd_loader_next(t->loader, &b);
+  if (st == SKD_OK && t->unlabeled_loader) st = skd_loader_next(t->unlabeled_loader, &u);
   if (st != SKD_OK) return st;
   skd_arena_reset(t->arena);
   skd_tensor image, labels, small = {0}, dq, ddsn, df = {0};
-  st = skd_arena_tensor(t->arena, &image, b->n, 3, b->h, b->w);
-  if (st == SKD_OK) st = skd_tensor_upload(t->ctx, &image, b->image);
-  if (st == SKD_OK) st = upload_labels(t, b, &labels, &small);
+  st = upload_batch(t, b, u, &image, &labels, &small);
   if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_DATA, &mark);
   if (st != SKD_OK) return st;
 
@@ -295,9 +319,14 @@ skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
   if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_STUDENT_FWD, &mark);
 
   /* 3. every term and its gradient with respect to the student's outputs */
+  t->distill_ramp = c->distill_warmup > 0 && t->step < c->distill_warmup
+                        ? (float)(t->step + 1) / (float)c->distill_warmup : 1.0f;
+  int norms = c->log_grad_norms && ((t->step + 1) % c->log_every == 0 || t->step + 1 == c->steps);
+  grad_snapshots snaps = {0};
   if (st == SKD_OK) st = zeros_like(t, &so.q, &dq);
   if (st == SKD_OK) st = zeros_like(t, &so.q_dsn, &ddsn);
   if (st == SKD_OK) st = task_term(t, &so.q, &labels, 1.0f, S_CE, S_CE_COUNT, &dq);
+  if (st == SKD_OK && norms) st = grad_snapshot(t, &snaps, SKD_TERM_TASK, &dq);
   if (st == SKD_OK) st = task_term(t, &so.q_dsn, &labels, c->dsn_weight, S_DSN, S_DSN_COUNT, &ddsn);
   if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_TASK_LOSS, &mark);
   if (st == SKD_OK && distill && c->pixel) {
@@ -308,7 +337,9 @@ skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
     pc.mask_ignore = c->pixel_mask_ignore;
     pc.ignore_label = t->map.ignore;
     skd_tensor loss = trainer_scalar(t, S_PIXEL);
-    st = skd_pixel_loss(t->ctx, &pc, &so.q, &to.q, pc.mask_ignore ? &small : NULL, c->lambda_pi, &dq, &loss, NULL);
+    st = skd_pixel_loss(t->ctx, &pc, &so.q, &to.q, pc.mask_ignore ? &small : NULL, c->lambda_pi * t->distill_ramp,
+                        &dq, &loss, NULL);
+    if (st == SKD_OK && norms) st = grad_snapshot(t, &snaps, SKD_TERM_PIXEL, &dq);
     if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_PIXEL, &mark);
   }
   if (st == SKD_OK && distill && c->pair) {
@@ -321,11 +352,14 @@ skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
     ac.norm = c->pair_detached_norm ? SKD_PAIR_NORM_DETACHED : SKD_PAIR_NORM_EXACT;
     skd_tensor loss = trainer_scalar(t, S_PAIR);
     st = zeros_like(t, &so.f, &df);
-    if (st == SKD_OK) st = skd_pair_loss(t->ctx, &ac, &so.f, &to.f, c->lambda_pa, &df, &loss);
+    if (st == SKD_OK) st = skd_pair_loss(t->ctx, &ac, &so.f, &to.f, c->lambda_pa * t->distill_ramp, &df, &loss);
     if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_PAIR, &mark);
   }
   if (st == SKD_OK && t->adv) st = adversary_generator_term(t, &image, &so.q, &dq);
+  if (st == SKD_OK && t->adv && norms) st = grad_snapshot(t, &snaps, SKD_TERM_HOLISTIC, &dq);
   if (st == SKD_OK && t->adv) st = phase_end(t, r, SKD_PHASE_HOLISTIC_G, &mark);
+  if (st == SKD_OK && norms) st = grad_norms_compute(t, &snaps, df.mem ? &df : NULL, r);
+  grad_snapshots_free(&snaps);
   /* 4. the discriminator's gradients on the detached logits (its update
    * waits for the check below) */
   if (st == SKD_OK && t->adv) st = adversary_gradients(t, &image, &so.q, &to.q);
@@ -358,7 +392,8 @@ skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
   r->pixel = distill && c->pixel ? s[S_PIXEL] : 0.0;
   r->pair = distill && c->pair ? s[S_PAIR] : 0.0;
   r->holistic = t->adv ? s[S_HOLISTIC] : 0.0;
-  r->loss = r->task + c->lambda_pi * r->pixel + c->lambda_pa * r->pair + c->lambda_d * r->holistic;
+  r->distill_ramp = t->distill_ramp;
+  r->loss = r->task + t->distill_ramp * (c->lambda_pi * r->pixel + c->lambda_pa * r->pair + c->lambda_d * r->holistic);
   if (t->adv) {
     r->d_loss = s[S_D_LOSS];
     r->d_real = s[S_D_REAL];

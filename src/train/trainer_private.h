@@ -24,12 +24,16 @@ struct skd_trainer {
   skd_label_map map;
   skd_dataset *train_set, *val_set;
   skd_loader *loader;
+  skd_dataset *unlabeled_set; /* NULL: none */
+  skd_loader *unlabeled_loader;
+  int rows;                   /* images per step: batch + unlabeled batch */
   skd_pspnet *student, *teacher;
   skd_optim opt;
   skd_arena *arena;
   skd_tensor scalars;   /* S_COUNT floats, own buffer */
-  float *label_host;    /* (batch, 1, crop, crop) */
-  float *label_small;   /* (batch, 1, H', W') for the pixel-loss mask */
+  float *label_host;    /* (rows, 1, crop, crop) */
+  float *label_small;   /* (rows, 1, H', W') for the pixel-loss mask */
+  float distill_ramp;   /* this step's factor on the distillation weights (--distill-warmup) */
   int logit_h, logit_w;
   long step;
   double best_miou;
@@ -42,6 +46,20 @@ skd_tensor trainer_scalar(const struct skd_trainer *t, enum scalar_slot s);
 /* trainer.c: the PSPNet config of a network for `classes` classes. */
 skd_status trainer_network_config(const skd_net_config *net, int classes, int with_grad, uint64_t seed,
                                   skd_pspnet_config *out);
+
+/* grad_norms.c: the --log-grad-norms diagnostic. dQ is copied to the host
+ * after each logit term (the terms add into it in order, so each term's
+ * gradient is the difference to the copy before it); norms at F go through
+ * the head's 1x1 conv. */
+typedef struct grad_snapshots {
+  float *q[SKD_TERM_COUNT]; /* dQ after each term; NULL: not taken this step */
+  size_t q_floats;
+} grad_snapshots;
+void grad_snapshots_free(grad_snapshots *g);
+skd_status grad_snapshot(struct skd_trainer *t, grad_snapshots *g, int term, const skd_tensor *dq);
+/* Fills r->grad_q and r->grad_f from the snapshots and the pair term's dF (NULL: none). */
+skd_status grad_norms_compute(struct skd_trainer *t, const grad_snapshots *g, const skd_tensor *df_pair,
+                              skd_step_report *r);
 
 /* checkpoint.c */
 /* Optimiser state of a registry under prefix ("optim.student."). */

@@ -2,11 +2,21 @@
 #ifndef SKD_IO_FS_H
 #define SKD_IO_FS_H
 
+#include <stddef.h>
+
 #include "skd/status.h"
 
 /* mkdir -p: creates dir and its missing parents. SKD_EIO with a message
  * "<what>: cannot create directory '<path>': <reason>" (or "... exists and
  * is not a directory"); SKD_EINVAL for a path over 4095 characters. */
 skd_status skd_make_dirs(const char *dir, const char *what);
+
+/* The whole file as a NUL-terminated string (*size bytes before the NUL;
+ * free() it); SKD_EIO naming the file, SKD_EFORMAT when over limit bytes. */
+skd_status skd_read_file(const char *path, char **out, size_t *size, size_t limit);
+
+/* Writes data to path.tmp.<pid>, then renames it over path, so readers see
+ * the old file or the whole new one; the temporary is removed on failure. */
+skd_status skd_write_file_atomic(const char *path, const void *data, size_t size);
 
 #endif

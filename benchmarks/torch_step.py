@@ -31,9 +31,17 @@ generators use): PSPNet on a dilated ResNet with the reference code's layout,
 the SAGAN discriminator (BatchNorm preprocessing, spectral norm, self-attention,
 skd's depth rule for the last kernel), default PyTorch initialisation.
 
+Which convolution code ran: ATen picks a backend per convolution call
+(select_conv_backend in aten/src/ATen/native/Convolution.cpp), and in 1.13
+the choice depends on the thread count: oneDNN (mkldnn) for most layers, but
+with one thread the unstrided, undilated 1x1 convolutions of batches under 16
+take the native im2col + BLAS path. The script profiles one step and reports
+the split ("conv_path": onednn, native or mixed; see conv_paths()).
+
 Run with Debian's torch (plain python3 may be another interpreter):
   /usr/bin/python3 benchmarks/torch_step.py --preset demo
-  /usr/bin/python3 benchmarks/torch_step.py --preset paper-small --steps 10 --json"""
+  /usr/bin/python3 benchmarks/torch_step.py --preset paper-small --steps 10 --json
+  /usr/bin/python3 benchmarks/torch_step.py --preset demo --threads 2"""
 import argparse
 import json
 import os
@@ -80,6 +88,31 @@ def pair_loss(fs, ft, pool_scale=0.5):
     a_s, m = affinity(fs)
     a_t, _ = affinity(ft)
     return ((a_t - a_s) ** 2).sum() / (m * m) / fs.shape[0]
+
+
+# How we tell which code path the convolutions took: every F.conv2d (and
+# every convolution inside a double backward) reaches aten::_convolution, which
+# calls one backend op that the profiler records: oneDNN's is
+# aten::mkldnn_convolution, ATen's own CPU code (im2col + BLAS, the slow
+# dilated and transposed kernels) the ones in NATIVE_CONV_OPS. Counting op
+# names, not the profiler's parent/child links: those missed children here.
+# thnn_conv2d calls _slow_conv2d_forward, so only the outer op is counted. A
+# backend that is no op (XNNPACK, the depthwise Winograd kernel) is "other":
+# the calls not accounted for. A convolution's backward takes the backend its
+# forward took (the same selection), so these calls tell for the whole step.
+ONEDNN_CONV_OPS = {"aten::mkldnn_convolution"}
+NATIVE_CONV_OPS = {"aten::thnn_conv2d", "aten::slow_conv_dilated2d", "aten::slow_conv_transpose2d"}
+
+
+def conv_paths(events):
+    """Convolution calls by code path in profiler events, and the verdict:
+    onednn or native (every call), else mixed (none: no convolution ran)."""
+    names = [e.name for e in events]
+    calls = names.count("aten::_convolution")
+    onednn = sum(n in ONEDNN_CONV_OPS for n in names)
+    native = sum(n in NATIVE_CONV_OPS for n in names)
+    path = "none" if calls == 0 else "onednn" if onednn == calls else "native" if native == calls else "mixed"
+    return path, {"onednn": onednn, "native": native, "other": calls - onednn - native}
 
 
 def poly(lr, it, max_it):
@@ -197,10 +230,22 @@ def main():
     bench = Bench(args)
     rss_setup_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
     steps = []
+    path = None
     for it in range(args.warmup + args.steps):
+        if it == 0 and args.warmup > 0:
+            # The first warm-up step runs under the profiler (its time is not
+            # kept), so telling the code path costs no extra step.
+            with torch.autograd.profiler.profile() as prof:
+                bench.step(it)
+            path = conv_paths(prof.function_events)
+            continue
         t = bench.step(it)
         if it >= args.warmup:
             steps.append(t)
+    if path is None:  # no warm-up: one more step, untimed, under the profiler
+        with torch.autograd.profiler.profile() as prof:
+            bench.step(args.warmup + args.steps)
+        path = conv_paths(prof.function_events)
     total = [sum(t.values()) for t in steps]
     median = statistics.median(total)
     result = {
@@ -208,6 +253,10 @@ def main():
         "python": sys.executable,
         "machine": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
+        "mkldnn_available": torch.backends.mkldnn.is_available(),
+        "mkldnn_enabled": torch.backends.mkldnn.enabled,
+        "conv_path": path[0],
+        "conv_calls": path[1],
         "preset": args.preset,
         "config": bench.desc,
         "pixel_norm": args.pixel_norm,
@@ -231,6 +280,10 @@ def main():
           "logits %dx%d, %d threads" % (result["framework"], args.preset, c["teacher"], c["student"], c["classes"],
                                         c["crop"], c["batch"], c["d_width"], c["logits"][0], c["logits"][1],
                                         result["threads"]))
+    calls = result["conv_calls"]
+    print("conv path: %s (calls in one step: %d oneDNN, %d native, %d other); mkldnn available %s, enabled %s" % (
+        result["conv_path"], calls["onednn"], calls["native"], calls["other"], result["mkldnn_available"],
+        result["mkldnn_enabled"]))
     print("step: median %.1f ms (min %.1f, max %.1f) over %d steps after %d warm-up; %.2f images/s" % (
         result["ms_per_step_median"], result["ms_per_step_min"], result["ms_per_step_max"], args.steps,
         args.warmup, result["images_per_s"]))

@@ -3,7 +3,8 @@
 # timing lines, every phase of the table and the memory line; --json gives
 # the same fields; the temporary data set and teacher are removed at exit; a
 # bad preset is an error naming the option; --kernels prints every kernel
-# row. No timing is asserted.
+# row and a positive peak FMA rate; --profile adds a "% peak" column. No
+# timing is asserted.
 # usage: test_bench.sh path/to/skd-cl   (exit 77: no OpenCL device, skipped)
 set -u
 SKD=${1:?usage: test_bench.sh path/to/skd-cl}
@@ -48,26 +49,40 @@ for text in '"preset": "demo"' '"tuning": "' '"ms_per_step": ' '"images_per_s": 
   has "$WORK/json.out" "$text"
 done
 
-TMPDIR="$WORK/tmp" "$SKD" bench --preset demo --steps 1 --warmup 0 --no-phases >"$WORK/whole.out" 2>"$WORK/whole.err" ||
-  { fail "bench --no-phases: exit $?"; sed 's/^/    /' "$WORK/whole.err"; }
+# With --profile: the per-kernel table on stderr, with the peak FMA rate and
+# a "% peak" value on the rows whose work is recorded (the convolutions).
+TMPDIR="$WORK/tmp" "$SKD" --profile bench --preset demo --steps 1 --warmup 0 --no-phases >"$WORK/whole.out" \
+  2>"$WORK/whole.err" || { fail "bench --profile --no-phases: exit $?"; sed 's/^/    /' "$WORK/whole.err"; }
 has "$WORK/whole.out" "one device sync per step"
 grep -q teacher_fwd "$WORK/whole.out" && fail "bench --no-phases printed the phase table"
+has "$WORK/whole.err" "peak FMA: "
+has "$WORK/whole.err" "% peak"
+# Columns: kernel, calls, total ms, share, GFLOP/s, % peak, GB/s; some row has a percentage in the sixth.
+awk '$6 ~ /^[0-9.]+%$/ {found = 1} END {exit !found}' "$WORK/whole.err" ||
+  { fail "bench --profile: no kernel row with a % peak value"; sed 's/^/    /' "$WORK/whole.err"; }
 
 # The kernel benchmark: the copy rows and every kernel family's rows, in
 # text and JSON (small inputs; no timing asserted).
 "$SKD" bench --kernels --size small --steps 2 --warmup 1 >"$WORK/kern.out" 2>"$WORK/kern.err" ||
   { fail "bench --kernels: exit $?"; sed 's/^/    /' "$WORK/kern.err"; }
 cat "$WORK/kern.out"
-for text in "copy        " "median ms" "% copy" "copy kernel (float)" "copy kernel (float4)" "clEnqueueCopyBuffer" \
-  "softmax_kl fwd (value)" "softmax_kl fwd+bwd (grad)" "pair default fwd " "pair default fwd+bwd" "pair node2 r1 fwd " \
-  "pair node2 r1 fwd+bwd" "softmax_rows fwd" "softmax_rows bwd" "batchnorm train fwd" "batchnorm train bwd"; do
+for text in "copy        " "peak FMA: " "median ms" "% copy" "% peak" "copy kernel (float)" "copy kernel (float4)" \
+  "clEnqueueCopyBuffer" "softmax_kl fwd (value)" "softmax_kl fwd+bwd (grad)" "pair default fwd " "pair default fwd+bwd" \
+  "pair node2 r1 fwd " "pair node2 r1 fwd+bwd" "softmax_rows fwd" "softmax_rows bwd" "batchnorm train fwd" "batchnorm train bwd"; do
   has "$WORK/kern.out" "$text"
 done
 "$SKD" bench --kernels --size small --steps 1 --warmup 0 --json >"$WORK/kjson.out" 2>"$WORK/kjson.err" ||
   { fail "bench --kernels --json: exit $?"; sed 's/^/    /' "$WORK/kjson.err"; }
-for text in '"size": "small"' '"copy_gb_per_s": ' '"name": "softmax_kl fwd (value)"' '"name": "batchnorm train bwd"' \
-  '"gflop_per_s": '; do
+for text in '"size": "small"' '"copy_gb_per_s": ' '"peak_fma_gflop_per_s": ' '"name": "softmax_kl fwd (value)"' \
+  '"name": "batchnorm train bwd"' '"gflop_per_s": ' '"peak_share": '; do
   has "$WORK/kjson.out" "$text"
+done
+# The peak FMA rate is positive, in text and JSON.
+peak_text=$(sed -n 's/^peak FMA: \([0-9.eE+-]*\) GFLOP\/s.*/\1/p' "$WORK/kern.out")
+peak_json=$(sed -n 's/.*"peak_fma_gflop_per_s": \([0-9.eE+-]*\),.*/\1/p' "$WORK/kjson.out")
+for peak in "text:$peak_text" "json:$peak_json"; do
+  awk -v v="${peak#*:}" 'BEGIN {exit !(v + 0 > 0)}' ||
+    fail "bench --kernels: the peak FMA rate (${peak%%:*}) is '${peak#*:}', not positive"
 done
 "$SKD" bench --kernels --size huge >"$WORK/badk.out" 2>"$WORK/badk.err" && fail "bench --kernels --size huge: exit 0"
 has "$WORK/badk.err" "--size"

@@ -2,19 +2,44 @@
 #include "support.h"
 #include "skd/train_config.h"
 
-START_TEST(defaults_are_the_reference) {
+/* The defaults are the reference code's, except the three settings whose
+ * effect the reference ties to the batch size or whose gradient it truncates
+ * (the "skd" recipe); "reference" restores every distillation value. */
+START_TEST(defaults_and_recipes) {
   skd_train_config c;
   skd_train_config_default(&c);
-  ck_assert_float_eq(c.lambda_pi, 10.0f);
+  ck_assert_float_eq(c.lambda_pi, 1.0f);
+  ck_assert_int_eq(c.pixel_norm_mean, 1);
+  ck_assert_int_eq(c.pair_detached_norm, 0);
   ck_assert_float_eq(c.lambda_pa, 1.0f);
   ck_assert_float_eq(c.lambda_d, 0.1f);
   ck_assert_float_eq(c.lambda_gp, 10.0f);
   ck_assert_float_eq(c.pair_pool_scale, 0.5f);
   ck_assert_int_eq(c.pair_window, -1);
+  ck_assert_int_eq(c.distill_warmup, 0);
   ck_assert_float_eq(c.lr, 0.01f);
   ck_assert_float_eq(c.d_lr, 4e-4f);
   ck_assert_int_eq(c.crop, 512);
   ck_assert_int_eq(c.batch, 8);
+
+  skd_train_config r = c;
+  r.lr = 0.05f; /* not a distillation setting: a recipe leaves it */
+  r.distill_warmup = 7;
+  CK_OK(skd_train_config_recipe(&r, "reference"));
+  ck_assert_float_eq(r.lambda_pi, 10.0f);
+  ck_assert_int_eq(r.pixel_norm_mean, 0);
+  ck_assert_int_eq(r.pair_detached_norm, 1);
+  ck_assert_float_eq(r.lambda_pa, 1.0f);
+  ck_assert_float_eq(r.lambda_d, 0.1f);
+  ck_assert_int_eq(r.d_width, 64);
+  ck_assert_int_eq(r.distill_warmup, 0);
+  ck_assert_float_eq(r.lr, 0.05f);
+  CK_OK(skd_train_config_recipe(&r, "skd"));
+  r.lr = c.lr;
+  ck_assert_mem_eq(&r, &c, sizeof c);
+  ck_assert_int_eq(skd_train_config_recipe(&r, "paper"), SKD_EINVAL);
+  ck_assert_msg(strstr(skd_error_last(), "unknown recipe 'paper'") != NULL, "%s", skd_error_last());
+
   /* A train list is the one thing without a default. */
   ck_assert_int_eq(skd_train_config_validate(&c), SKD_EINVAL);
   ck_assert_msg(strstr(skd_error_last(), "--train-list") != NULL, "%s", skd_error_last());
@@ -85,7 +110,7 @@ END_TEST
 int main(void) {
   Suite *s = suite_create("train_config");
   TCase *tc = support_tcase_host("train_config");
-  tcase_add_test(tc, defaults_are_the_reference);
+  tcase_add_test(tc, defaults_and_recipes);
   tcase_add_test(tc, validation_names_the_option);
   tcase_add_test(tc, json_round_trip);
   tcase_add_test(tc, json_errors_name_the_field);

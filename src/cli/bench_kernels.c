@@ -8,7 +8,10 @@
  * median of `runs` runs after `warmup` left out. Bytes are the minimum an op
  * must move: each input read once, each output written once (an accumulated
  * gradient is read and written); the formula is given beside every case.
- * Data are random; nothing is checked here (the op tests do that). */
+ * Data are random; nothing is checked here (the op tests do that).
+ *
+ * The peak FMA rate (bench_peak_fma) is the yardstick for compute-bound work:
+ * rows that report GFLOP/s also show it as a share of that peak. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,8 @@ struct table {
   struct row rows[24];
   int count;
   int runs, warmup;
+  double peak_gflops; /* bench_peak_fma's; 0: not measured */
+  int peak_width;     /* its winning vector width */
 };
 
 struct sizes {
@@ -60,16 +65,17 @@ static int compare_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Median ms of tab->runs calls of run (each followed by a finish). */
-static skd_status measure(skd_context *ctx, const struct table *tab, run_fn run, void *state, double *ms) {
+/* Median ms of `runs` calls of run (each followed by a finish) after
+ * `warmup` left out. */
+static skd_status measure(skd_context *ctx, int runs, int warmup, run_fn run, void *state, double *ms) {
   double v[1000];
-  int runs = tab->runs < 1000 ? tab->runs : 1000;
-  for (int i = 0; i < tab->warmup + runs; i++) {
+  if (runs > 1000) runs = 1000;
+  for (int i = 0; i < warmup + runs; i++) {
     double t0 = now_ms();
     skd_status st = run(ctx, state);
     if (st == SKD_OK) st = skd_context_finish(ctx);
     if (st != SKD_OK) return st;
-    if (i >= tab->warmup) v[i - tab->warmup] = now_ms() - t0;
+    if (i >= warmup) v[i - warmup] = now_ms() - t0;
   }
   qsort(v, (size_t)runs, sizeof *v, compare_double);
   *ms = runs % 2 ? v[runs / 2] : 0.5 * (v[runs / 2 - 1] + v[runs / 2]);
@@ -87,7 +93,7 @@ static skd_status add_row(skd_context *ctx, struct table *tab, const char *name,
   r->bytes = bytes;
   r->flops = flops;
   r->limit = limit;
-  skd_status st = measure(ctx, tab, run, state, &r->ms);
+  skd_status st = measure(ctx, tab->runs, tab->warmup, run, state, &r->ms);
   if (st == SKD_OK) tab->count++;
   return st;
 }
@@ -166,6 +172,70 @@ static skd_status bench_copy(skd_context *ctx, struct table *tab, const struct s
   if (st == SKD_OK) st = add_row(ctx, tab, "clEnqueueCopyBuffer", shape, 2.0 * bytes, 0, NULL, run_copy_buffer, &s);
   if (s.src) clReleaseMemObject(s.src);
   if (s.dst) clReleaseMemObject(s.dst);
+  return st;
+}
+
+/* ---- peak FMA throughput ---- */
+
+/* Work of one trip of the kernels' loop in cl/bench.cl: 32 fma per vector
+ * lane, 2 flops each. */
+#define PEAK_FLOPS_PER_TRIP_LANE (32 * 2)
+
+struct peak_state {
+  skd_kernel *k;
+  cl_mem out;
+  size_t items;
+  int iterations;
+};
+
+static skd_status run_peak(skd_context *ctx, void *p) {
+  struct peak_state *s = p;
+  skd_args a = skd_args_begin(s->k);
+  skd_arg_int(&a, s->iterations);
+  skd_arg_float(&a, 0.999f); /* mul */
+  skd_arg_float(&a, 0.001f); /* add: the chains settle at add / (1 - mul) = 1 */
+  skd_arg_float(&a, -1.0f);  /* never: the chains stay positive */
+  skd_arg_mem(&a, s->out);
+  return skd_launch_1d(ctx, &a, s->items, 0);
+}
+
+/* Doubles s->iterations until one run takes target_ms (host timing, so the
+ * launch overhead becomes small beside it). */
+static skd_status calibrate_peak(skd_context *ctx, struct peak_state *s, double target_ms) {
+  double ms = 0;
+  /* The first launch may compile the kernel for its work-group size. */
+  skd_status st = measure(ctx, 1, 1, run_peak, s, &ms);
+  while (st == SKD_OK && ms < target_ms && s->iterations < (1 << 24)) {
+    s->iterations *= 2;
+    st = measure(ctx, 1, 0, run_peak, s, &ms);
+  }
+  return st;
+}
+
+skd_status bench_peak_fma(skd_context *ctx, double target_ms, int runs, int warmup, double *gflops,
+                          int *vector_width) {
+  static const char *const kernels[] = {"bench_peak_fma_f4", "bench_peak_fma_f8", "bench_peak_fma_f16"};
+  static const int widths[] = {4, 8, 16};
+  /* 1024 work-items per compute unit: enough warps or wavefronts to keep a
+   * GPU's units issuing; a CPU device splits them over its cores. */
+  unsigned units = ctx->info.compute_units ? ctx->info.compute_units : 1;
+  struct peak_state s = {NULL, NULL, (size_t)units * 1024, 16};
+  *gflops = 0;
+  if (vector_width) *vector_width = 0;
+  skd_status st = skd_buffer_create(ctx, s.items * sizeof(float), "bench peak FMA output", &s.out);
+  for (int v = 0; v < 3 && st == SKD_OK; v++) {
+    double ms = 0;
+    s.iterations = 16;
+    st = skd_kernel_get(ctx, "bench", kernels[v], &s.k);
+    if (st == SKD_OK) st = calibrate_peak(ctx, &s, target_ms);
+    if (st == SKD_OK) st = measure(ctx, runs, warmup, run_peak, &s, &ms);
+    double rate = ms > 0 ? (double)s.items * s.iterations * widths[v] * PEAK_FLOPS_PER_TRIP_LANE / (ms * 1e6) : 0;
+    if (st == SKD_OK && rate > *gflops) {
+      *gflops = rate;
+      if (vector_width) *vector_width = widths[v];
+    }
+  }
+  if (s.out) clReleaseMemObject(s.out);
   return st;
 }
 
@@ -381,21 +451,29 @@ static double best_copy(const struct table *tab) {
   return best;
 }
 
+/* A row's GFLOP/s as a share of the peak FMA rate (0: no flops or no peak). */
+static double peak_share(const struct table *tab, const struct row *r) {
+  return r->flops > 0 && tab->peak_gflops > 0 ? r->flops / (r->ms * 1e6) / tab->peak_gflops : 0.0;
+}
+
 static void print_text(const skd_context *ctx, const struct table *tab, const char *size) {
   double copy = best_copy(tab);
   printf("device      %s (%s)\n", ctx->info.name, ctx->info.platform);
   printf("size        %s; median of %d runs after %d warm-up, clFinish after each run\n", size, tab->runs,
          tab->warmup);
-  printf("copy        %.2f GB/s (the best copy below; GB = 1e9 bytes, read + write)\n\n", copy);
-  printf("%-28s %-34s %10s %9s %8s %7s %9s\n", "kernel", "shape", "median ms", "MB moved", "GB/s", "% copy",
-         "GFLOP/s");
+  printf("copy        %.2f GB/s (the best copy below; GB = 1e9 bytes, read + write)\n", copy);
+  printf("peak FMA: %.2f GFLOP/s (float%d fma chains on %u x 1024 work-items, the best of float4/8/16; 2 flops "
+         "per fma per lane)\n\n",
+         tab->peak_gflops, tab->peak_width, ctx->info.compute_units ? ctx->info.compute_units : 1);
+  printf("%-28s %-34s %10s %9s %8s %7s %9s %7s\n", "kernel", "shape", "median ms", "MB moved", "GB/s", "% copy",
+         "GFLOP/s", "% peak");
   for (int i = 0; i < tab->count; i++) {
     const struct row *r = &tab->rows[i];
     double gbs = r->bytes / (r->ms * 1e6);
     printf("%-28s %-34s %10.3f %9.1f %8.2f %6.1f%%", r->name, r->shape, r->ms, r->bytes / 1e6, gbs,
            copy > 0 ? 100.0 * gbs / copy : 0.0);
-    if (r->flops > 0) printf(" %9.2f", r->flops / (r->ms * 1e6));
-    else printf(" %9s", "-");
+    if (r->flops > 0) printf(" %9.2f %6.1f%%", r->flops / (r->ms * 1e6), 100.0 * peak_share(tab, r));
+    else printf(" %9s %7s", "-", "-");
     if (r->limit) printf("  (%s)", r->limit);
     printf("\n");
   }
@@ -411,8 +489,9 @@ static void print_json(const skd_context *ctx, const struct table *tab, const ch
   double copy = best_copy(tab);
   printf("{\"device\": ");
   print_json_string(ctx->info.name);
-  printf(", \"size\": \"%s\", \"runs\": %d, \"warmup\": %d, \"copy_gb_per_s\": %.4g, \"kernels\": [", size,
-         tab->runs, tab->warmup, copy);
+  printf(", \"size\": \"%s\", \"runs\": %d, \"warmup\": %d, \"copy_gb_per_s\": %.4g, \"peak_fma_gflop_per_s\": %.4g, "
+         "\"peak_fma_vector_width\": %d, \"kernels\": [",
+         size, tab->runs, tab->warmup, copy, tab->peak_gflops, tab->peak_width);
   for (int i = 0; i < tab->count; i++) {
     const struct row *r = &tab->rows[i];
     double gbs = r->bytes / (r->ms * 1e6);
@@ -422,7 +501,8 @@ static void print_json(const skd_context *ctx, const struct table *tab, const ch
     print_json_string(r->shape);
     printf(", \"ms\": %.4g, \"bytes\": %.0f, \"gb_per_s\": %.4g, \"copy_share\": %.4g", r->ms, r->bytes, gbs,
            copy > 0 ? gbs / copy : 0.0);
-    if (r->flops > 0) printf(", \"gflop_per_s\": %.4g", r->flops / (r->ms * 1e6));
+    if (r->flops > 0)
+      printf(", \"gflop_per_s\": %.4g, \"peak_share\": %.4g", r->flops / (r->ms * 1e6), peak_share(tab, r));
     printf("}");
   }
   printf("]}\n");
@@ -448,6 +528,9 @@ int bench_kernels(const cli_globals *g, int size, const char *only, int runs, in
   }
   if (!json) fprintf(stderr, "bench --kernels (%s) on %s...\n", size_names[size], ctx->info.name);
   if (st == SKD_OK) st = bench_copy(ctx, tab, z);
+  /* Runs of about 20 ms (large) or 2 ms (small, the quick check). */
+  if (st == SKD_OK)
+    st = bench_peak_fma(ctx, size == 0 ? 20.0 : 2.0, runs, warmup, &tab->peak_gflops, &tab->peak_width);
   if (st == SKD_OK) st = family(ctx, tab, z, only, "softmax_kl", bench_kl);
   if (st == SKD_OK) st = family(ctx, tab, z, only, "pair", bench_pair);
   if (st == SKD_OK) st = family(ctx, tab, z, only, "softmax_rows", bench_rows);

@@ -21,11 +21,22 @@ int cmd_study(const cli_globals *g, int argc, char **argv);
  * a family-name filter; runs measured per kernel after warmup. Returns the
  * exit code. */
 int bench_kernels(const cli_globals *g, int size, const char *only, int runs, int warmup, int json);
+/* The device's peak FMA rate in GFLOP/s (bench_kernels.c): the best of
+ * float4, float8 and float16 fma() chains on compute units x 1024 work-items,
+ * each run made about target_ms long, the median of `runs` runs after
+ * `warmup`; 2 flops per fma per lane. vector_width (may be NULL) gets the
+ * winning width. */
+skd_status bench_peak_fma(skd_context *ctx, double target_ms, int runs, int warmup, double *gflops,
+                          int *vector_width);
 
 
 /* Creates the context for the chosen device; prints the error and returns
  * NULL on failure. */
 skd_context *cli_open_context(const cli_globals *g);
+/* The per-kernel profile table on stderr; with peak_gflops > 0 (the device's
+ * peak FMA rate, from bench_peak_fma with vector width `width`) each kernel's
+ * GFLOP/s also as a share of it. */
+void cli_print_profile(skd_context *ctx, double peak_gflops, int width);
 /* Prints the per-kernel profile when profiling is on, then frees ctx. */
 void cli_close_context(skd_context *ctx);
 

@@ -8,7 +8,10 @@
  * unchanged, with the trainer's timing mode on (a device sync after every
  * phase, so ms/step includes those syncs); --no-phases turns it off and
  * times whole steps (one sync at the end of each).
- * --kernels measures single kernel families instead (bench_kernels.c). */
+ * --kernels measures single kernel families instead (bench_kernels.c).
+ * With --profile, the per-kernel table gets a "% peak" column: each kernel's
+ * GFLOP/s (where its work is recorded) as a share of the device's peak FMA
+ * rate, measured once after the steps. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +193,24 @@ static skd_status run_steps(skd_context *ctx, skd_trainer *t, int steps, int war
   return st;
 }
 
+/* The device's peak FMA rate for the profile's "% peak" column, measured in a
+ * context of its own with profiling off, so that its kernels stay out of the
+ * steps' profile. 0 when it cannot be measured (the column then shows -). */
+static double profile_peak_gflops(const cli_globals *g, int *width) {
+  cli_globals quiet = *g;
+  quiet.profile = 0;
+  double gflops = 0;
+  skd_context *ctx = cli_open_context(&quiet);
+  if (!ctx) return 0;
+  fprintf(stderr, "bench: measuring the peak FMA rate for the profile...\n");
+  if (bench_peak_fma(ctx, 20.0, 5, 1, &gflops, width) != SKD_OK) {
+    fprintf(stderr, "skd-cl bench: the peak FMA rate was not measured: %s\n", skd_error_last());
+    gflops = 0;
+  }
+  cli_close_context(ctx);
+  return gflops;
+}
+
 int cmd_bench(const cli_globals *g, int argc, char **argv) {
   int preset = 0, steps = 10, warmup = 2, json = 0, phases = 1, kernels = 0, size = 0;
   const char *only = NULL;
@@ -204,13 +225,14 @@ int cmd_bench(const cli_globals *g, int argc, char **argv) {
        NULL, 0},
       {"json", CLI_FLAG, &json, "print one JSON object instead of the table", 0, 0, NULL, 0},
       {"kernels", CLI_FLAG, &kernels,
-       "instead of steps: copy bandwidth and the softmax-KL, affinity, row-softmax and batch-norm kernels (GB/s, "
-       "% of copy); --steps runs per kernel",
+       "instead of steps: copy bandwidth, peak FMA rate and the softmax-KL, affinity, row-softmax and batch-norm "
+       "kernels (GB/s, % of copy); --steps runs per kernel",
        0, 0, NULL, 0},
       {"size", CLI_CHOICE, &size, "inputs of --kernels: large (default) or small (a quick check)", 0, 0, size_names,
        0},
-      {"only", CLI_STRING, &only, "--kernels: only the families whose name contains this (the copy always runs)", 0,
-       0, NULL, 0},
+      {"only", CLI_STRING, &only,
+       "--kernels: only the families whose name contains this (the copy and the peak FMA rate always run)", 0, 0,
+       NULL, 0},
   };
   int rc = cli_parse("bench", "[--preset demo|paper|paper-small | --kernels [--size large|small]] [options]", args,
                      (int)(sizeof args / sizeof args[0]), argc, argv);
@@ -250,7 +272,14 @@ int cmd_bench(const cli_globals *g, int argc, char **argv) {
   if (st == SKD_OK && !json) printf("tuning      %s\n", skd_context_tuning(ctx));
   fflush(stdout);
   skd_trainer_free(t);
-  cli_close_context(ctx);
+  if (ctx->profiling) {
+    int width = 0;
+    double peak = profile_peak_gflops(g, &width);
+    cli_print_profile(ctx, peak, width);
+    skd_context_free(ctx); /* not cli_close_context: the table is printed */
+  } else {
+    cli_close_context(ctx);
+  }
   remove_tree(dir);
   return st == SKD_OK ? 0 : 1;
 }

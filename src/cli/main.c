@@ -54,26 +54,37 @@ skd_context *cli_open_context(const cli_globals *g) {
   return ctx;
 }
 
-void cli_close_context(skd_context *ctx) {
-  if (ctx && ctx->profiling) {
-    skd_profile_entry *e = NULL;
-    int n = 0;
-    if (skd_profile_summary(ctx, &e, &n) == SKD_OK) {
-      double total = 0;
-      for (int i = 0; i < n; i++) total += e[i].total_ms;
-      fprintf(stderr, "\nprofile on %s (%d kernels, %.3f ms in all)\n", ctx->info.name, n, total);
-      fprintf(stderr, "%-32s %10s %12s %8s %9s %9s\n", "kernel", "calls", "total ms", "share", "GFLOP/s", "GB/s");
-      for (int i = 0; i < n; i++) {
-        char gflops[16] = "-", gbs[16] = "-"; /* work not recorded for this kernel */
-        double s = e[i].total_ms * 1e-3;
-        if (e[i].flops > 0 && s > 0) snprintf(gflops, sizeof gflops, "%.1f", e[i].flops / s * 1e-9);
-        if (e[i].bytes > 0 && s > 0) snprintf(gbs, sizeof gbs, "%.1f", e[i].bytes / s * 1e-9);
-        fprintf(stderr, "%-32s %10lu %12.3f %7.1f%% %9s %9s\n", e[i].name, e[i].calls, e[i].total_ms,
-                total > 0 ? 100.0 * e[i].total_ms / total : 0.0, gflops, gbs);
-      }
-      free(e);
-    }
+void cli_print_profile(skd_context *ctx, double peak_gflops, int width) {
+  skd_profile_entry *e = NULL;
+  int n = 0;
+  if (skd_profile_summary(ctx, &e, &n) != SKD_OK) {
+    fprintf(stderr, "skd-cl: profile: %s\n", skd_error_last());
+    return;
   }
+  double total = 0;
+  for (int i = 0; i < n; i++) total += e[i].total_ms;
+  fprintf(stderr, "\nprofile on %s (%d kernels, %.3f ms in all)\n", ctx->info.name, n, total);
+  if (peak_gflops > 0)
+    fprintf(stderr, "peak FMA: %.1f GFLOP/s (float%d fma chains; %% peak = a kernel's GFLOP/s / this)\n", peak_gflops,
+            width);
+  fprintf(stderr, "%-32s %10s %12s %8s %9s %7s %9s\n", "kernel", "calls", "total ms", "share", "GFLOP/s", "% peak",
+          "GB/s");
+  for (int i = 0; i < n; i++) {
+    char gflops[16] = "-", share[16] = "-", gbs[16] = "-"; /* work not recorded for this kernel */
+    double s = e[i].total_ms * 1e-3;
+    if (e[i].flops > 0 && s > 0) {
+      snprintf(gflops, sizeof gflops, "%.1f", e[i].flops / s * 1e-9);
+      if (peak_gflops > 0) snprintf(share, sizeof share, "%.1f%%", 100.0 * e[i].flops / s * 1e-9 / peak_gflops);
+    }
+    if (e[i].bytes > 0 && s > 0) snprintf(gbs, sizeof gbs, "%.1f", e[i].bytes / s * 1e-9);
+    fprintf(stderr, "%-32s %10lu %12.3f %7.1f%% %9s %7s %9s\n", e[i].name, e[i].calls, e[i].total_ms,
+            total > 0 ? 100.0 * e[i].total_ms / total : 0.0, gflops, share, gbs);
+  }
+  free(e);
+}
+
+void cli_close_context(skd_context *ctx) {
+  if (ctx && ctx->profiling) cli_print_profile(ctx, 0.0, 0);
   skd_context_free(ctx);
 }
 

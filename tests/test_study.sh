@@ -145,6 +145,10 @@ run study_plan ok "$SKD" study $STUDY --plan plan.txt
 printf 'pix --no-pair\n' >badplan.txt
 run study_badplan error "$SKD" study $STUDY --plan badplan.txt
 has study_badplan.err "badplan.txt:1: expected 'NAME: OPTIONS'"
+# --no-teacher: another run without distillation.
+run study_noteacher ok "$SKD" study $STUDY --run "pix: --no-pair" --run "lr2: --no-teacher --lr 0.03125"
+grep -qF '\"teacher\":\"\",' st/lr2/seed-5/result.json || fail "--no-teacher still gave lr2 the teacher"
+grep -qF '\"lr\":0.03125,' st/lr2/seed-5/result.json || fail "lr2 did not get --lr 0.03125"
 run study_norun error "$SKD" study $STUDY
 has study_norun.err "give at least one distillation setting"
 run study_badopt error "$SKD" study $STUDY --run "x: --lambda-pi nine"

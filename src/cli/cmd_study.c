@@ -132,6 +132,18 @@ static int run_config(const study *s, int run, uint64_t seed, skd_train_config *
   int argc = 0;
   char **argv = split_options(s->options[run], &argc);
   if (!argv) return 1;
+  /* --no-teacher (study only): another run without distillation, e.g. the
+   * baseline at another learning rate. */
+  int kept = 1;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--no-teacher") == 0) {
+      cfg->teacher_path[0] = '\0';
+      cfg->unlabeled_list[0] = '\0';
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
   char what[128];
   snprintf(what, sizeof what, "study (run '%s')", s->res.run[run].name);
   int rc = config_args_parse(cfg, what, "", NULL, 0, argc, argv);
@@ -342,8 +354,9 @@ static int study_main(const cli_globals *g, study *s, int argc, char **argv) {
                          "--train-list LIST --val-list LIST (--teacher CKPT | --teacher-run OPTS) "
                          "--run 'NAME: OPTIONS' ... [common train options]\n"
                          "  --run 'NAME: OPTIONS'      a distillation setting (repeatable); OPTIONS are train options\n"
-                         "                             on top of the common ones. The baseline (no teacher) is always\n"
-                         "                             trained and compared against",
+                         "                             on top of the common ones (--no-teacher: a run without the\n"
+                         "                             teacher). The baseline (no teacher) is always trained and\n"
+                         "                             compared against",
                          extra, (int)(sizeof extra / sizeof extra[0]), argc, argv);
   if (rc) return rc == 1 ? 0 : rc;
   if (plan && (rc = read_plan(s, plan)) != 0) return rc;

@@ -333,3 +333,88 @@ __kernel void conv2d_direct_bwd_w(const int n, const int cin, const int h, const
       if (ci0 + i < cin) AT(dweight)[(co * cin + ci0 + i) * kk + tap] += acc[j][i];
   }
 }
+
+/* Direct forward convolution vectorised over output channels, for CPUs (the
+ * layout oneDNN's direct kernels use): one work-item computes CONV_CVW
+ * consecutive output channels as one vector for CONV_CPX consecutive pixels
+ * of the flattened Ho x Wo plane, one accumulator vector per pixel held in
+ * registers. Each tap loads one weight vector from wt, the weights transposed
+ * to [tap][co] with co padded to `cpad` (conv2d_transpose_weights), and
+ * multiplies it by each pixel's input value broadcast, so the inner loop is
+ * CONV_CPX vector FMAs per weight load. Strips inside one row that stay in
+ * bounds for a tap read their inputs without checks; the rest gather with
+ * checks (padding reads 0). Channel blocks past Cout compute on the zero
+ * padding and are not stored; pixels past the plane compute on a clamped
+ * pixel and are not stored. y = conv(x) + bias (has_bias), or y += conv(x)
+ * (accumulate). CONV_CVW: 4, 8 or 16. */
+#ifndef CONV_CVW
+#define CONV_CVW 16
+#endif
+#ifndef CONV_CPX
+#define CONV_CPX 8
+#endif
+#define CVEC CONV_CAT(float, CONV_CVW)
+#define CVLOAD CONV_CAT(vload, CONV_CVW)
+#define CVSTORE CONV_CAT(vstore, CONV_CVW)
+__kernel void conv2d_cv_fwd(const int cin, const int h, const int w, const int cout, const int ho, const int wo,
+                            GEOMETRY, CTENSOR(x), CTENSOR(wt), const int cpad, const int has_bias,
+                            CTENSOR(bias), const int accumulate, TENSOR(y)) {
+  const int plane = ho * wo;
+  const int p0 = get_global_id(0) * CONV_CPX;
+  const int co0 = get_global_id(1) * CONV_CVW;
+  const int s = get_global_id(2);
+  if (p0 >= plane) return;
+  const int oy0 = p0 / wo, ox0 = p0 % wo;
+  const int row = ox0 + CONV_CPX <= wo; /* the strip lies in one output row */
+  int ys0[CONV_CPX], xs0[CONV_CPX];
+  for (int q = 0; q < CONV_CPX; q++) {
+    const int p = min(p0 + q, plane - 1);
+    ys0[q] = (p / wo) * sh - ph;
+    xs0[q] = (p % wo) * sw - pw;
+  }
+  CVEC acc[CONV_CPX];
+  for (int q = 0; q < CONV_CPX; q++) acc[q] = (CVEC)(0.0f);
+  __global const float *xs = AT(x) + s * cin * h * w;
+  __global const float *wp = AT(wt) + co0;
+  const int span = (CONV_CPX - 1) * sw; /* x extent of a one-row strip */
+  for (int ci = 0; ci < cin; ci++) {
+    __global const float *xc = xs + ci * h * w;
+    for (int ky = 0; ky < kh; ky++) {
+      const int iy = oy0 * sh - ph + ky * dh;
+      for (int kx = 0; kx < kw; kx++, wp += cpad) {
+        const CVEC wv = CVLOAD(0, wp);
+        const int ix = ox0 * sw - pw + kx * dw;
+        if (row && iy >= 0 && iy < h && ix >= 0 && ix + span < w) {
+          __global const float *xr = xc + iy * w + ix;
+          for (int q = 0; q < CONV_CPX; q++) acc[q] = fma((CVEC)(xr[q * sw]), wv, acc[q]);
+        } else {
+          for (int q = 0; q < CONV_CPX; q++) {
+            const int yy = ys0[q] + ky * dh, xx = xs0[q] + kx * dw;
+            const float v = (yy >= 0 && yy < h && xx >= 0 && xx < w) ? xc[yy * w + xx] : 0.0f;
+            acc[q] = fma((CVEC)(v), wv, acc[q]);
+          }
+        }
+      }
+    }
+  }
+  __global float *ys = AT(y) + s * cout * plane;
+  const int nq = min(CONV_CPX, plane - p0);
+  float out[CONV_CPX][CONV_CVW];
+  for (int q = 0; q < CONV_CPX; q++) CVSTORE(acc[q], 0, out[q]);
+  for (int j = 0; j < CONV_CVW; j++) {
+    const int co = co0 + j;
+    if (co >= cout) break;
+    const float b = has_bias ? AT(bias)[co] : 0.0f;
+    __global float *dst = ys + co * plane + p0;
+    for (int q = 0; q < nq; q++) dst[q] = (accumulate ? dst[q] : 0.0f) + out[q][j] + b;
+  }
+}
+
+/* wt[t][co] = w[co][t] for t < taps (t = (ci*kh + ky)*kw + kx), co < cpad,
+ * 0 for co >= cout: the weights of conv2d_cv_fwd, one vector per tap. */
+__kernel void conv2d_transpose_weights(const int taps, const int cout, const int cpad, CTENSOR(w), TENSOR(wt)) {
+  const int i = get_global_id(0);
+  if (i >= taps * cpad) return;
+  const int t = i / cpad, co = i % cpad;
+  AT(wt)[i] = co < cout ? AT(w)[co * taps + t] : 0.0f;
+}

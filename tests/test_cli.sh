@@ -6,48 +6,9 @@
 # file or option and leave no output file behind.
 # usage: test_cli.sh path/to/skd-cl   (exit 77: no OpenCL device, skipped)
 set -u
-SKD=${1:?usage: test_cli.sh path/to/skd-cl}
-case $SKD in /*) ;; *) SKD=$(pwd)/$SKD ;; esac
-
-if ! "$SKD" list-devices --json | grep -q '"index"'; then
-  echo "no OpenCL device: skipped"
-  exit 77
-fi
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/skd_test_cli.XXXXXX") || exit 1
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-FAILED=0
+TEST_NAME=test_cli SKD=${1:-}
+. "$(dirname "$0")/cli_helpers.sh"
 START=$(date +%s)
-
-fail() {
-  echo "FAIL: $*"
-  FAILED=$((FAILED + 1))
-}
-
-# run NAME EXPECT CMD...: runs CMD with stdout in NAME.out and stderr in
-# NAME.err; EXPECT is "ok" (exit 0) or "error" (any non-zero exit).
-run() {
-  name=$1 expect=$2
-  shift 2
-  "$@" >"$name.out" 2>"$name.err"
-  rc=$?
-  if [ "$expect" = ok ] && [ $rc -ne 0 ]; then
-    fail "$name: exit $rc, expected 0"
-    sed 's/^/    /' "$name.err"
-  elif [ "$expect" = error ] && [ $rc -eq 0 ]; then
-    fail "$name: exit 0, expected an error"
-  fi
-  return 0
-}
-
-# has FILE TEXT: FILE contains TEXT (fixed string).
-has() {
-  grep -qF -- "$2" "$1" || {
-    fail "$1 does not contain '$2':"
-    sed 's/^/    /' "$1"
-  }
-}
 
 # png FILE W H: FILE is a complete PNG of W x H pixels (IHDR read with od).
 png() {

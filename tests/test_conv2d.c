@@ -75,9 +75,9 @@ static void run_case(const struct conv_case *c) {
   setup_case(&d, c);
   float *yref = host_alloc(d.ny);
   skd_ref_conv2d_forward(&c->p, c->n, c->cin, c->h, c->w, c->cout, d.x, d.wt, c->bias ? d.b : NULL, yref);
-  static const skd_conv2d_algo algos[] = {SKD_CONV2D_AUTO, SKD_CONV2D_GEMM, SKD_CONV2D_DIRECT};
-  static const char *const algo_names[] = {"auto", "gemm", "direct"};
-  for (int a = 0; a < 3; a++) {
+  static const skd_conv2d_algo algos[] = {SKD_CONV2D_AUTO, SKD_CONV2D_GEMM, SKD_CONV2D_DIRECT, SKD_CONV2D_VEC};
+  static const char *const algo_names[] = {"auto", "gemm", "direct", "vec"};
+  for (int a = 0; a < 4; a++) {
     skd_conv2d_params p = c->p;
     p.algo = algos[a];
     /* y starts as NaN: the forward must overwrite it, with or without bias. */

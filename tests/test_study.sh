@@ -10,48 +10,8 @@
 #     wins as written out by hand below.
 # usage: test_study.sh path/to/skd-cl   (exit 77: no OpenCL device, skipped)
 set -u
-SKD=${1:?usage: test_study.sh path/to/skd-cl}
-case $SKD in /*) ;; *) SKD=$(pwd)/$SKD ;; esac
-
-if ! "$SKD" list-devices --json | grep -q '"index"'; then
-  echo "no OpenCL device: skipped"
-  exit 77
-fi
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/skd_test_study.XXXXXX") || exit 1
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK" || exit 1
-FAILED=0
-PASSED=0
-
-fail() {
-  echo "FAIL: $*"
-  FAILED=$((FAILED + 1))
-}
-
-# run NAME EXPECT CMD...: stdout in NAME.out, stderr in NAME.err; EXPECT ok | error.
-run() {
-  name=$1 expect=$2
-  shift 2
-  "$@" >"$name.out" 2>"$name.err"
-  rc=$?
-  if [ "$expect" = ok ] && [ $rc -ne 0 ]; then
-    fail "$name: exit $rc, expected 0"
-    sed 's/^/    /' "$name.err"
-  elif [ "$expect" = error ] && [ $rc -eq 0 ]; then
-    fail "$name: exit 0, expected an error"
-  else
-    PASSED=$((PASSED + 1))
-  fi
-  return 0
-}
-
-has() {
-  if grep -qF -- "$2" "$1"; then PASSED=$((PASSED + 1)); else
-    fail "$1 does not contain '$2':"
-    sed 's/^/    /' "$1"
-  fi
-}
+TEST_NAME=test_study SKD=${1:-}
+. "$(dirname "$0")/cli_helpers.sh"
 
 # ---- data: an unlabeled split ----
 run make ok "$SKD" make-dataset --out demo --size 64 --train 4 --val 2 --unlabeled 3

@@ -339,7 +339,7 @@ START_TEST(conv_lines_round_trip) {
   skd_conv_tuning d;
   skd_conv_tuning_default(&d);
   expect_same_conv(skd_context_conv_tuning(T), &d);
-  ck_assert_int_eq(d.algo, SKD_CONV2D_DIRECT);
+  ck_assert_int_eq(d.algo, SKD_CONV2D_AUTO);
   ck_assert(d.cob == 8 && d.pxb == 8 && d.cib == 4 && d.wg == 64 && d.wg_w == 8 && d.nrules == 0);
   /* A blocking out of range is refused by the context. */
   d.cob = 0;
@@ -352,7 +352,7 @@ END_TEST
 
 START_TEST(conv_malformed_lines) {
   expect_malformed("c_algo.txt", "Conv ALGO=fast COB=8 PXB=8 CIB=4 WG=64 WGW=8\nend\n", "line 5", "Conv ALGO",
-                   "expected direct or gemm");
+                   "expected auto, direct, gemm or vec");
   expect_malformed("c_missing.txt", "Conv ALGO=direct COB=8 PXB=8 CIB=4 WG=64\nend\n", "line 5", "Conv WGW",
                    "missing");
   expect_malformed("c_zero.txt", "Conv ALGO=direct COB=0 PXB=8 CIB=4 WG=64 WGW=8\nend\n", "line 5", "Conv COB",
@@ -390,7 +390,8 @@ START_TEST(quick_conv_search) {
   ck_assert_int_eq(rep.nshapes, 3);
   ck_assert_int_eq(rep.nblockings, 2);
   for (int i = 0; i < rep.nblockings; i++) ck_assert(rep.blocking_ms[i] > 0);
-  for (int i = 0; i < rep.nshapes; i++) ck_assert(rep.shapes[i].direct_ms > 0 && rep.shapes[i].gemm_ms > 0);
+  for (int i = 0; i < rep.nshapes; i++)
+    for (int a = SKD_CONV2D_GEMM; a <= SKD_CONV2D_VEC; a++) ck_assert(rep.shapes[i].ms[a] > 0);
   ck_assert_int_lt(skd_conv_tuning_invalid(&c), 0);
   /* What it found is what T now runs, and what a file keeps. */
   expect_same_conv(skd_context_conv_tuning(T), &c);
@@ -496,7 +497,9 @@ START_TEST(conv_shape_rule_routes) {
   o.tuning = "off";
   skd_context *ctx = NULL;
   CK_OK(skd_context_create(&ctx, &o));
-  /* From a file: direct by default, gemm for 2x5x9x7 -> 6 exactly. */
+  /* From a file: the device's default (vec on a CPU, direct elsewhere),
+   * gemm for 2x5x9x7 -> 6 exactly. */
+  const char *untuned = ctx->info.is_gpu ? "conv2d_direct_fwd" : "conv2d_cv_fwd";
   skd_tuning t;
   skd_tuning_init(&t, &ctx->info);
   t.has_conv = 1;
@@ -508,24 +511,30 @@ START_TEST(conv_shape_rule_routes) {
   CK_OK(skd_tuning_load(ctx, path));
   forward_on(ctx, 2, 5, 9, 7, 6);
   ck_assert_uint_eq(profile_calls(ctx, "conv2d_im2col"), 1);
-  ck_assert_uint_eq(profile_calls(ctx, "conv2d_direct_fwd"), 0);
+  ck_assert_uint_eq(profile_calls(ctx, untuned), 0);
   forward_on(ctx, 2, 5, 9, 8, 6); /* one size off: the default */
   ck_assert_uint_eq(profile_calls(ctx, "conv2d_im2col"), 1);
-  ck_assert_uint_eq(profile_calls(ctx, "conv2d_direct_fwd"), 1);
-  /* The other way round: gemm by default, direct for the shape. */
+  ck_assert_uint_eq(profile_calls(ctx, untuned), 1);
+  /* The other way round: gemm by default, direct (then vec) for the shape. */
+  unsigned long direct0 = profile_calls(ctx, "conv2d_direct_fwd"), vec0 = profile_calls(ctx, "conv2d_cv_fwd");
   skd_conv_tuning c = t.conv;
   c.algo = SKD_CONV2D_GEMM;
   c.rules[0].p.algo = SKD_CONV2D_DIRECT;
   CK_OK(skd_context_set_conv_tuning(ctx, &c));
   forward_on(ctx, 2, 5, 9, 7, 6);
-  ck_assert_uint_eq(profile_calls(ctx, "conv2d_direct_fwd"), 2);
+  ck_assert_uint_eq(profile_calls(ctx, "conv2d_direct_fwd"), direct0 + 1);
+  c.rules[0].p.algo = SKD_CONV2D_VEC;
+  CK_OK(skd_context_set_conv_tuning(ctx, &c));
+  forward_on(ctx, 2, 5, 9, 7, 6);
+  ck_assert_uint_eq(profile_calls(ctx, "conv2d_cv_fwd"), vec0 + 1);
   forward_on(ctx, 2, 5, 9, 8, 6);
   ck_assert_uint_eq(profile_calls(ctx, "conv2d_im2col"), 2);
   /* The environment still wins, for experiments. */
   setenv("SKD_CONV_ALGO", "gemm", 1);
   forward_on(ctx, 2, 5, 9, 7, 6);
   ck_assert_uint_eq(profile_calls(ctx, "conv2d_im2col"), 3);
-  ck_assert_uint_eq(profile_calls(ctx, "conv2d_direct_fwd"), 2);
+  ck_assert_uint_eq(profile_calls(ctx, "conv2d_direct_fwd"), direct0 + 1);
+  ck_assert_uint_eq(profile_calls(ctx, "conv2d_cv_fwd"), vec0 + 1);
   unsetenv("SKD_CONV_ALGO");
   skd_context_free(ctx);
 }

@@ -36,7 +36,7 @@ typedef struct skd_conv_rule {
 } skd_conv_rule;
 
 typedef struct skd_conv_tuning {
-  skd_conv2d_algo algo; /* SKD_CONV2D_DIRECT or SKD_CONV2D_GEMM */
+  skd_conv2d_algo algo; /* any; AUTO (untuned): vec on CPUs, direct elsewhere */
   int cob, pxb, cib;    /* output channels, pixels per work-item; input channels per dW work-item */
   int wg, wg_w;         /* work-group sizes of the fwd / dx and of the dW kernels */
   int nrules;
@@ -161,7 +161,7 @@ typedef struct skd_tune_conv_shape {
   char name[48];
   skd_conv_rule shape;     /* shape.p.algo: the algorithm AUTO now picks for it */
   int forward_only;        /* a frozen teacher's layer: only the forward was timed */
-  double direct_ms, gemm_ms; /* forward (+ backward dx and dW), median */
+  double ms[SKD_CONV2D_VEC + 1]; /* per algorithm (ms[0] unused): forward (+ backward dx and dW), median */
 } skd_tune_conv_shape;
 
 typedef struct skd_tune_conv_report {

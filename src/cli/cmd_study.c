@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -269,7 +270,10 @@ static int do_run(skd_context *ctx, const skd_train_config *cfg, const char *lab
       free(config_json);
       return 1;
     }
+    int terminal = isatty(fileno(stderr));
+    if (terminal) fprintf(stderr, "  %-28s training %d steps...", label, cfg->steps); /* replaced by the result */
     rc = train_run(ctx, cfg, resume, 1, miou);
+    if (terminal) fprintf(stderr, "\r\033[K");
   }
   if (rc == 0) rc = write_result(result, config_json, *miou);
   if (rc == 0) fprintf(stderr, "  %-28s mIoU %6.2f %%%s\n", label, 100.0 * *miou, resume ? "  (resumed)" : "");

@@ -70,23 +70,22 @@ static void print_table(const skd_tune_report *r, const skd_tuning *t) {
   printf("%d candidates tried (%d rejected) in %.0f s\n", r->tried, r->rejected, r->seconds);
 }
 
-static const char *algo_text(skd_conv2d_algo a) { return a == SKD_CONV2D_GEMM ? "gemm" : "direct"; }
-
 static void print_conv_table(const skd_tune_conv_report *r, const skd_conv_tuning *c) {
-  printf("\n%-28s %-22s %11s %11s %7s\n", "convolution (fwd+dx+dW)", "N Cin HxW Cout k/s/p/d", "direct ms",
-         "gemm ms", "chosen");
+  printf("\n%-28s %-22s %11s %11s %11s %7s\n", "convolution (fwd+dx+dW)", "N Cin HxW Cout k/s/p/d", "gemm ms",
+         "direct ms", "vec ms", "chosen");
   for (int i = 0; i < r->nshapes; i++) {
     const skd_tune_conv_shape *s = &r->shapes[i];
     char shape[64];
     snprintf(shape, sizeof shape, "%d %d %dx%d %d %d/%d/%d/%d", s->shape.n, s->shape.cin, s->shape.h, s->shape.w,
              s->shape.cout, s->shape.p.kh, s->shape.p.stride_h, s->shape.p.pad_h, s->shape.p.dilation_h);
-    printf("%-28s %-22s %11.2f %11.2f %7s%s\n", s->name, shape, s->direct_ms, s->gemm_ms,
-           algo_text(s->shape.p.algo), s->forward_only ? "  (forward only)" : "");
+    printf("%-28s %-22s %11.2f %11.2f %11.2f %7s%s\n", s->name, shape, s->ms[SKD_CONV2D_GEMM],
+           s->ms[SKD_CONV2D_DIRECT], s->ms[SKD_CONV2D_VEC], skd_conv2d_algo_name(s->shape.p.algo),
+           s->forward_only ? "  (forward only)" : "");
   }
   const skd_conv_tuning *b = &r->blockings[r->best_blocking];
   printf("direct blocking: COB=%d PXB=%d CIB=%d WG=%d WGW=%d (best of %d tried: %.1f ms; defaults %.1f ms)\n", b->cob,
          b->pxb, b->cib, b->wg, b->wg_w, r->nblockings, r->blocking_ms[r->best_blocking], r->blocking_ms[0]);
-  printf("convolution: %s by default, %d shape rule(s); %.0f s\n", algo_text(c->algo), c->nrules, r->seconds);
+  printf("convolution: %s by default, %d shape rule(s); %.0f s\n", skd_conv2d_algo_name(c->algo), c->nrules, r->seconds);
 }
 
 int cmd_tune(const cli_globals *g, int argc, char **argv) {

@@ -25,6 +25,21 @@ struct geom {
 /* Multiply-adds of the whole convolution, as flops (each pass does as many). */
 static double conv_flops(const struct geom *g) { return 2.0 * g->n * g->cout * (double)g->plane * g->k; }
 
+static const char *const algo_names[] = {"auto", "gemm", "direct", "vec"};
+
+const char *skd_conv2d_algo_name(skd_conv2d_algo a) {
+  return a >= SKD_CONV2D_AUTO && a <= SKD_CONV2D_VEC ? algo_names[a] : "?";
+}
+
+skd_status skd_conv2d_algo_parse(const char *name, skd_conv2d_algo *out) {
+  for (int a = SKD_CONV2D_AUTO; a <= SKD_CONV2D_VEC; a++)
+    if (strcmp(name, algo_names[a]) == 0) {
+      *out = (skd_conv2d_algo)a;
+      return SKD_OK;
+    }
+  return SKD_EINVAL;
+}
+
 skd_conv2d_params skd_conv2d_params_make(int k, int stride, int pad, int dilation) {
   skd_conv2d_params p = {k, k, stride, stride, pad, pad, dilation, dilation, SKD_CONV2D_AUTO};
   return p;
@@ -95,15 +110,14 @@ static int same_geometry(const skd_conv2d_params *a, const skd_conv2d_params *b)
 }
 
 /* The algorithm for both passes: the caller's choice, else SKD_CONV_ALGO
- * from the environment (gemm / direct; for experiments), else the device's
- * tuning: a rule for this exact shape, else its default algorithm (direct
- * untuned: measured faster for the presets' layers on PoCL, see
- * docs/PERFORMANCE.md). */
+ * from the environment (gemm / direct / vec; for experiments), else the
+ * device's tuning: a rule for this exact shape, else its default algorithm
+ * (untuned: vec on CPUs, direct elsewhere; measured in docs/PERFORMANCE.md). */
 static skd_conv2d_algo conv_algorithm(const skd_context *ctx, const skd_conv2d_params *p, const struct geom *g) {
   if (p->algo != SKD_CONV2D_AUTO) return p->algo;
   const char *env = getenv("SKD_CONV_ALGO");
-  if (env && strcmp(env, "gemm") == 0) return SKD_CONV2D_GEMM;
-  if (env && strcmp(env, "direct") == 0) return SKD_CONV2D_DIRECT;
+  skd_conv2d_algo forced;
+  if (env && skd_conv2d_algo_parse(env, &forced) == SKD_OK && forced != SKD_CONV2D_AUTO) return forced;
   const skd_conv_tuning *t = skd_context_conv_tuning(ctx);
   for (int i = 0; i < t->nrules; i++) {
     const skd_conv_rule *r = &t->rules[i];
@@ -111,7 +125,8 @@ static skd_conv2d_algo conv_algorithm(const skd_context *ctx, const skd_conv2d_p
         same_geometry(&r->p, p))
       return r->p.algo;
   }
-  return t->algo == SKD_CONV2D_GEMM ? SKD_CONV2D_GEMM : SKD_CONV2D_DIRECT;
+  if (t->algo == SKD_CONV2D_AUTO) return ctx->info.is_gpu ? SKD_CONV2D_DIRECT : SKD_CONV2D_VEC;
+  return t->algo;
 }
 
 /* How many samples' columns share the workspace at once. */
@@ -206,11 +221,61 @@ static void arg_sizes(skd_args *a, const struct geom *g, const skd_conv2d_params
   arg_geometry(a, p);
 }
 
+/* conv2d_cv_fwd's blocking: output channels (one vector) and pixels per work-item. */
+#define CV_CHANNELS 16
+#define CV_PIXELS 8
+
+/* Floats of the transposed weights conv2d_cv_fwd reads (0 for the other algorithms). */
+static size_t cv_weight_floats(skd_conv2d_algo algo, const struct geom *g) {
+  if (algo != SKD_CONV2D_VEC) return 0;
+  size_t cpad = (size_t)((g->cout + CV_CHANNELS - 1) / CV_CHANNELS) * CV_CHANNELS;
+  return (size_t)g->k * cpad;
+}
+
+/* y = conv(x) (+ bias) by conv2d_cv_fwd, the weights transposed first into
+ * the workspace after its first `used` floats (which the caller holds). */
+static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g, const skd_tensor *x,
+                             const skd_tensor *weight, const skd_tensor *bias, int accumulate, const skd_tensor *y,
+                             size_t used) {
+  int cpad = (g->cout + CV_CHANNELS - 1) / CV_CHANNELS * CV_CHANNELS;
+  size_t floats = cv_weight_floats(SKD_CONV2D_VEC, g);
+  cl_mem ws = NULL;
+  skd_kernel *kt, *k;
+  skd_status st = skd_workspace_get(ctx, (used + floats) * sizeof(float), &ws);
+  if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_transpose_weights", &kt);
+  if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_cv_fwd", &k);
+  if (st != SKD_OK) return st;
+  skd_tensor wt = skd_tensor_view(ws, used, 1, 1, g->k, cpad);
+  skd_args a = skd_args_begin(kt);
+  skd_arg_int(&a, g->k);
+  skd_arg_int(&a, g->cout);
+  skd_arg_int(&a, cpad);
+  skd_arg_tensor(&a, weight);
+  skd_arg_tensor(&a, &wt);
+  st = skd_launch_1d(ctx, &a, floats, 256);
+  if (st != SKD_OK) return st;
+  a = skd_args_begin(k);
+  arg_sizes(&a, g, p);
+  skd_arg_tensor(&a, x);
+  skd_arg_tensor(&a, &wt);
+  skd_arg_int(&a, cpad);
+  skd_arg_int(&a, bias != NULL);
+  skd_arg_tensor(&a, bias ? bias : weight); /* any valid buffer when there is no bias */
+  skd_arg_int(&a, accumulate);
+  skd_arg_tensor(&a, y);
+  size_t local[3] = {1, 1, 1}; /* one work-item's registers are the block: nothing to share */
+  size_t global[3] = {((size_t)g->plane + CV_PIXELS - 1) / CV_PIXELS, (size_t)(cpad / CV_CHANNELS), (size_t)g->n};
+  skd_profile_work(ctx, "conv2d_cv_fwd", conv_flops(g), 0);
+  return skd_launch(ctx, &a, 3, global, local);
+}
+
 /* y = conv(x) (+ bias) by conv2d_direct_fwd: no columns, no GEMM;
- * accumulate: y += conv(x) instead. */
-static skd_status direct_forward(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g,
-                                 const skd_tensor *x, const skd_tensor *weight, const skd_tensor *bias,
-                                 int accumulate, const skd_tensor *y) {
+ * accumulate: y += conv(x) instead. `used`: workspace floats the caller
+ * holds (the flipped weights of a backward pass). */
+static skd_status direct_forward(skd_context *ctx, skd_conv2d_algo algo, const skd_conv2d_params *p,
+                                 const struct geom *g, const skd_tensor *x, const skd_tensor *weight,
+                                 const skd_tensor *bias, int accumulate, const skd_tensor *y, size_t used) {
+  if (algo == SKD_CONV2D_VEC) return cv_forward(ctx, p, g, x, weight, bias, accumulate, y, used);
   skd_kernel *k;
   skd_status st = skd_kernel_get(ctx, "conv", "conv2d_direct_fwd", &k);
   if (st != SKD_OK) return st;
@@ -234,9 +299,9 @@ static skd_status direct_forward(skd_context *ctx, const skd_conv2d_params *p, c
  * convolved with the flipped, transposed weights (in the workspace) and
  * padding dilation*(k-1) - pad, by the faster forward kernel. 0 in *done
  * when the padding would be negative (the caller uses the gather kernel). */
-static skd_status flipped_backward_x(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g,
-                                     const skd_tensor *dy, const skd_tensor *weight, const skd_tensor *dx,
-                                     int *done) {
+static skd_status flipped_backward_x(skd_context *ctx, skd_conv2d_algo algo, const skd_conv2d_params *p,
+                                     const struct geom *g, const skd_tensor *dy, const skd_tensor *weight,
+                                     const skd_tensor *dx, int *done) {
   skd_conv2d_params q = *p;
   q.pad_h = p->dilation_h * (p->kh - 1) - p->pad_h;
   q.pad_w = p->dilation_w * (p->kw - 1) - p->pad_w;
@@ -246,7 +311,7 @@ static skd_status flipped_backward_x(skd_context *ctx, const skd_conv2d_params *
   int total = g->cin * g->cout * p->kh * p->kw;
   cl_mem flipped = NULL;
   skd_kernel *k;
-  skd_status st = skd_workspace_get(ctx, (size_t)total * sizeof(float), &flipped);
+  skd_status st = skd_workspace_get(ctx, ((size_t)total + cv_weight_floats(algo, &t)) * sizeof(float), &flipped);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_flip_weights", &k);
   if (st != SKD_OK) return st;
   skd_tensor wf = skd_tensor_view(flipped, 0, g->cin, g->cout, p->kh, p->kw);
@@ -259,7 +324,7 @@ static skd_status flipped_backward_x(skd_context *ctx, const skd_conv2d_params *
   skd_arg_tensor(&a, weight);
   skd_arg_tensor(&a, &wf);
   st = skd_launch_1d(ctx, &a, (size_t)total, 256);
-  return st == SKD_OK ? direct_forward(ctx, &q, &t, dy, &wf, NULL, 1, dx) : st;
+  return st == SKD_OK ? direct_forward(ctx, algo, &q, &t, dy, &wf, NULL, 1, dx, (size_t)total) : st;
 }
 
 /* dx += the input gradient by conv2d_direct_bwd_x. */
@@ -338,7 +403,8 @@ skd_status skd_conv2d_forward(skd_context *ctx, const skd_conv2d_params *p, cons
   if (st == SKD_OK) st = skd_tensor_expect(y, g.n, g.cout, g.ho, g.wo, "conv2d: y");
   if (st == SKD_OK && bias) st = skd_tensor_expect(bias, 1, g.cout, 1, 1, "conv2d: bias");
   if (st != SKD_OK) return st;
-  if (conv_algorithm(ctx, p, &g) == SKD_CONV2D_DIRECT) return direct_forward(ctx, p, &g, x, weight, bias, 0, y);
+  skd_conv2d_algo algo = conv_algorithm(ctx, p, &g);
+  if (algo != SKD_CONV2D_GEMM) return direct_forward(ctx, algo, p, &g, x, weight, bias, 0, y, 0);
   /* With a bias, y starts as the broadcast bias and the GEMM adds onto it;
    * without, beta = 0 overwrites y whatever it held. */
   float beta = bias ? 1.0f : 0.0f;
@@ -382,9 +448,10 @@ skd_status skd_conv2d_backward(skd_context *ctx, const skd_conv2d_params *p, con
   if (dbias) st = bias_grad(ctx, &g, dy, dbias);
   if (st != SKD_OK || (!dx && !dweight)) return st;
 
-  if (conv_algorithm(ctx, p, &g) == SKD_CONV2D_DIRECT) {
+  skd_conv2d_algo algo = conv_algorithm(ctx, p, &g);
+  if (algo != SKD_CONV2D_GEMM) {
     int done = 0;
-    if (dx) st = flipped_backward_x(ctx, p, &g, dy, weight, dx, &done);
+    if (dx) st = flipped_backward_x(ctx, algo, p, &g, dy, weight, dx, &done);
     if (dx && st == SKD_OK && !done) st = direct_backward_x(ctx, p, &g, dy, weight, dx);
     if (st == SKD_OK && dweight) st = direct_backward_w(ctx, p, &g, x, dy, dweight);
     return st;

@@ -9,7 +9,7 @@
 
 void skd_conv_tuning_default(skd_conv_tuning *c) {
   memset(c, 0, sizeof *c);
-  c->algo = SKD_CONV2D_DIRECT;
+  c->algo = SKD_CONV2D_AUTO; /* the device's type decides (conv2d.h) */
   c->cob = 8;  /* CONV_COB */
   c->pxb = 8;  /* CONV_PXB */
   c->cib = 4;  /* CONV_CIB */
@@ -35,8 +35,8 @@ skd_status skd_context_set_conv_tuning(skd_context *ctx, const skd_conv_tuning *
     return skd_error(SKD_EINVAL, "conv tuning: %s out of range (cob %d, cib %d: 1..64; pxb %d: 2, 4, 8 or 16; wg %d, wg_w %d: "
                      "1..1024)",
                      fields[bad], c->cob, c->cib, c->pxb, c->wg, c->wg_w);
-  if (c->algo != SKD_CONV2D_DIRECT && c->algo != SKD_CONV2D_GEMM)
-    return skd_error(SKD_EINVAL, "conv tuning: the default algorithm must be direct or gemm (%d)", (int)c->algo);
+  if (c->algo < SKD_CONV2D_AUTO || c->algo > SKD_CONV2D_VEC)
+    return skd_error(SKD_EINVAL, "conv tuning: unknown default algorithm %d", (int)c->algo);
   if (c->nrules < 0 || c->nrules > SKD_CONV_MAX_RULES)
     return skd_error(SKD_EINVAL, "conv tuning: %d shape rules (at most %d)", c->nrules, SKD_CONV_MAX_RULES);
   /* The default blocking builds without options: the same program (and

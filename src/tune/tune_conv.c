@@ -358,13 +358,16 @@ skd_status skd_tune_conv(skd_context *ctx, const skd_tune_options *opt, skd_conv
     st = search_blocking(&b, shapes, nshapes, out, rep);
   }
   if (st == SKD_OK) st = skd_context_set_conv_tuning(ctx, out);
-  double sum_direct = 0, sum_gemm = 0;
+  double sum[SKD_CONV2D_VEC + 1] = {0};
   for (int i = 0; st == SKD_OK && i < nshapes; i++) {
     const struct conv_shape *s = &shapes[i];
     skd_tune_conv_shape *r = &rep->shapes[i];
-    double td = 0, tg = 0;
-    st = time_shape(&b, s, SKD_CONV2D_DIRECT, &td);
-    if (st == SKD_OK) st = time_shape(&b, s, SKD_CONV2D_GEMM, &tg);
+    for (int a = SKD_CONV2D_GEMM; st == SKD_OK && a <= SKD_CONV2D_VEC; a++) {
+      double t = 0;
+      st = time_shape(&b, s, (skd_conv2d_algo)a, &t);
+      r->ms[a] = 1e3 * t;
+      sum[a] += t;
+    }
     if (st != SKD_OK) break;
     snprintf(r->name, sizeof r->name, "%s", s->name);
     r->shape.n = s->n;
@@ -374,23 +377,25 @@ skd_status skd_tune_conv(skd_context *ctx, const skd_tune_options *opt, skd_conv
     r->shape.cout = s->cout;
     r->shape.p = params_of(s, SKD_CONV2D_AUTO);
     r->forward_only = s->forward_only;
-    r->direct_ms = 1e3 * td;
-    r->gemm_ms = 1e3 * tg;
-    sum_direct += td;
-    sum_gemm += tg;
     rep->nshapes = i + 1;
-    skd_tune_say(b.opt, "conv %-26s direct %9.2f ms  gemm %9.2f ms%s", s->name, r->direct_ms, r->gemm_ms,
-        s->forward_only ? "  (forward only)" : "");
+    skd_tune_say(b.opt, "conv %-26s gemm %9.2f ms  direct %9.2f ms  vec %9.2f ms%s", s->name,
+                 r->ms[SKD_CONV2D_GEMM], r->ms[SKD_CONV2D_DIRECT], r->ms[SKD_CONV2D_VEC],
+                 s->forward_only ? "  (forward only)" : "");
   }
   if (st == SKD_OK) {
-    out->algo = sum_gemm < sum_direct ? SKD_CONV2D_GEMM : SKD_CONV2D_DIRECT;
+    /* The default: the fastest over all shapes; a shape whose own fastest
+     * beats it by more than 10 % gets a rule. */
+    out->algo = SKD_CONV2D_GEMM;
+    for (int a = SKD_CONV2D_DIRECT; a <= SKD_CONV2D_VEC; a++)
+      if (sum[a] < sum[out->algo]) out->algo = (skd_conv2d_algo)a;
     for (int i = 0; i < rep->nshapes; i++) {
       skd_tune_conv_shape *r = &rep->shapes[i];
-      double mine = out->algo == SKD_CONV2D_GEMM ? r->gemm_ms : r->direct_ms;
-      double other = out->algo == SKD_CONV2D_GEMM ? r->direct_ms : r->gemm_ms;
+      skd_conv2d_algo best = SKD_CONV2D_GEMM;
+      for (int a = SKD_CONV2D_DIRECT; a <= SKD_CONV2D_VEC; a++)
+        if (r->ms[a] < r->ms[best]) best = (skd_conv2d_algo)a;
       r->shape.p.algo = out->algo;
-      if (other * 1.1 < mine && out->nrules < SKD_CONV_MAX_RULES) {
-        r->shape.p.algo = out->algo == SKD_CONV2D_GEMM ? SKD_CONV2D_DIRECT : SKD_CONV2D_GEMM;
+      if (r->ms[best] * 1.1 < r->ms[out->algo] && out->nrules < SKD_CONV_MAX_RULES) {
+        r->shape.p.algo = best;
         out->rules[out->nrules++] = r->shape;
       }
     }

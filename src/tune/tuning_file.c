@@ -73,16 +73,14 @@ static void write_params(FILE *f, const char *kernel, const char *const *names, 
   fprintf(f, "\n");
 }
 
-static const char *algo_name(skd_conv2d_algo a) { return a == SKD_CONV2D_GEMM ? "gemm" : "direct"; }
-
 static void write_conv(FILE *f, const skd_conv_tuning *c) {
-  fprintf(f, "Conv ALGO=%s COB=%d PXB=%d CIB=%d WG=%d WGW=%d\n", algo_name(c->algo), c->cob, c->pxb, c->cib, c->wg,
+  fprintf(f, "Conv ALGO=%s COB=%d PXB=%d CIB=%d WG=%d WGW=%d\n", skd_conv2d_algo_name(c->algo), c->cob, c->pxb, c->cib, c->wg,
           c->wg_w);
   for (int i = 0; i < c->nrules; i++) {
     const skd_conv_rule *r = &c->rules[i];
     fprintf(f, "ConvShape N=%d CIN=%d H=%d W=%d COUT=%d K=%dx%d S=%dx%d P=%dx%d D=%dx%d ALGO=%s\n", r->n, r->cin,
             r->h, r->w, r->cout, r->p.kh, r->p.kw, r->p.stride_h, r->p.stride_w, r->p.pad_h, r->p.pad_w,
-            r->p.dilation_h, r->p.dilation_w, algo_name(r->p.algo));
+            r->p.dilation_h, r->p.dilation_w, skd_conv2d_algo_name(r->p.algo));
   }
 }
 
@@ -217,9 +215,8 @@ static skd_status parse_conv_fields(const struct parser *p, const char *line, ch
     const char *v = eq + 1, *end = NULL;
     int ok = 0;
     if (f[i].kind == CONV_ALGO) {
-      ok = strcmp(v, "direct") == 0 || strcmp(v, "gemm") == 0;
-      if (ok) *f[i].a = strcmp(v, "gemm") == 0 ? SKD_CONV2D_GEMM : SKD_CONV2D_DIRECT;
-      snprintf(what, sizeof what, "expected direct or gemm");
+      ok = skd_conv2d_algo_parse(v, (skd_conv2d_algo *)f[i].a) == SKD_OK;
+      snprintf(what, sizeof what, "expected auto, direct, gemm or vec");
     } else if (f[i].kind == CONV_INT) {
       ok = parse_int(v, f[i].lo, f[i].a, &end) && *end == '\0';
       snprintf(what, sizeof what, "expected a whole number >= %d", f[i].lo);

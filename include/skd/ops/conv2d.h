@@ -6,7 +6,7 @@
  * The bias is stored as a (1, Cout, 1, 1) tensor: the per-channel broadcast
  * shape of NCHW (PyTorch's (Cout,) vector has the same bytes).
  *
- * Device, two algorithms (skd_conv2d_algo), forward and backward alike:
+ * Device, three algorithms (skd_conv2d_algo), forward and backward alike:
  *   direct: kernels of cl/conv.cl that read x, W and dy in place. Forward:
  *     each work-item computes a block of output channels x a strip of pixels;
  *     dx: at stride 1 the forward kernel on dy with the flipped, transposed
@@ -20,10 +20,16 @@
  *     multiplies by x itself, without columns. The column chunk is as many
  *     samples as fit in SKD_CONV_WORKSPACE_BYTES (environment; default 256
  *     MiB, never over the device's largest allocation; at least one sample).
- * AUTO: SKD_CONV_ALGO=gemm|direct if set (experiments), else the context's
- * conv tuning (skd/tune.h: a rule for the exact shape, else the device's
- * algorithm; direct when untuned). The direct kernels' blocking comes from
- * the same tuning.
+   vec: the direct kernels, except that the forward (and dx at stride 1,
+ *     which runs it) is conv2d_cv_fwd: each work-item keeps 16 output
+ *     channels x 8 pixels in registers, one vector per pixel, and each tap
+ *     multiplies one weight vector (the weights transposed to [tap][co] in the
+ *     workspace) by the pixels' inputs broadcast: the layout oneDNN's direct
+ *     kernels use on CPUs.
+ * AUTO: SKD_CONV_ALGO=gemm|direct|vec if set (experiments), else the
+ * context's conv tuning (skd/tune.h: a rule for the exact shape, else the
+ * device's algorithm; untuned: vec on CPUs, direct on other devices). The
+ * direct kernels' blocking comes from the same tuning.
  *
  * Backward ACCUMULATES into dx, dweight and dbias (any of them may be NULL);
  * dbias += per-channel sums of dy (one work-group per channel). No atomics:
@@ -37,7 +43,8 @@
 typedef enum skd_conv2d_algo {
   SKD_CONV2D_AUTO = 0, /* the default rule, or SKD_CONV_ALGO=gemm|direct */
   SKD_CONV2D_GEMM,     /* columns + CLBlast GEMM */
-  SKD_CONV2D_DIRECT    /* our direct kernels, no columns */
+  SKD_CONV2D_DIRECT,   /* our direct kernels, no columns */
+  SKD_CONV2D_VEC       /* direct, the forward (and dx at stride 1) vectorised over output channels (CPUs) */
 } skd_conv2d_algo;
 
 typedef struct skd_conv2d_params {
@@ -47,6 +54,11 @@ typedef struct skd_conv2d_params {
   int dilation_h, dilation_w; /* >= 1 */
   skd_conv2d_algo algo;       /* AUTO unless a test or a benchmark forces one */
 } skd_conv2d_params;
+
+/* "auto", "gemm", "direct" or "vec"; skd_conv2d_algo_parse is its inverse
+ * (SKD_EINVAL for any other name, with no message set). */
+const char *skd_conv2d_algo_name(skd_conv2d_algo a);
+skd_status skd_conv2d_algo_parse(const char *name, skd_conv2d_algo *out);
 
 /* A square kernel with the same stride, padding and dilation on both axes. */
 skd_conv2d_params skd_conv2d_params_make(int k, int stride, int pad, int dilation);

@@ -7,31 +7,9 @@
 # timing is asserted.
 # usage: test_bench.sh path/to/skd-cl   (exit 77: no OpenCL device, skipped)
 set -u
-SKD=${1:?usage: test_bench.sh path/to/skd-cl}
-case $SKD in /*) ;; *) SKD=$(pwd)/$SKD ;; esac
-
-if ! "$SKD" list-devices --json | grep -q '"index"'; then
-  echo "no OpenCL device: skipped"
-  exit 77
-fi
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/skd_test_bench.XXXXXX") || exit 1
-trap 'rm -rf "$WORK"' EXIT
+TEST_NAME=test_bench SKD=${1:-}
+. "$(dirname "$0")/cli_helpers.sh"
 mkdir "$WORK/tmp" || exit 1
-FAILED=0
-
-fail() {
-  echo "FAIL: $*"
-  FAILED=$((FAILED + 1))
-}
-
-# has FILE TEXT: FILE contains TEXT (fixed string).
-has() {
-  grep -qF -- "$2" "$1" || {
-    fail "$1 does not contain '$2':"
-    sed 's/^/    /' "$1"
-  }
-}
 
 TMPDIR="$WORK/tmp" "$SKD" bench --preset demo --steps 2 --warmup 1 >"$WORK/text.out" 2>"$WORK/text.err" ||
   { fail "bench --preset demo: exit $?"; sed 's/^/    /' "$WORK/text.err"; }

@@ -122,35 +122,39 @@ static char **split_options(const char *text, int *argc) {
   return argv;
 }
 
+/* A run without distillation: no teacher, so no unlabeled images either. */
+static void drop_teacher(skd_train_config *cfg) {
+  cfg->teacher_path[0] = '\0';
+  cfg->unlabeled_list[0] = '\0';
+}
+
+/* Train options in one string applied to cfg; `what` names them in errors.
+ * --no-teacher (study only) gives another run without distillation, e.g.
+ * the baseline at another learning rate. Returns 0, 1 or 2 (printed). */
+static int apply_options(skd_train_config *cfg, const char *options, const char *what) {
+  int argc = 0;
+  char **argv = split_options(options, &argc);
+  if (!argv) return 1;
+  int kept = 1;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--no-teacher") == 0) drop_teacher(cfg);
+    else argv[kept++] = argv[i];
+  }
+  int rc = config_args_parse(cfg, what, "", NULL, 0, kept, argv);
+  free(argv[0]);
+  free(argv);
+  return rc ? 2 : 0;
+}
+
 /* A run's configuration: the common options, the teacher unless it is the
  * baseline, the run's own options, then seed and directory. */
 static int run_config(const study *s, int run, uint64_t seed, skd_train_config *cfg) {
   *cfg = s->common;
-  if (run == 0) { /* the baseline: no teacher, so no unlabeled images either */
-    cfg->teacher_path[0] = '\0';
-    cfg->unlabeled_list[0] = '\0';
-  }
-  int argc = 0;
-  char **argv = split_options(s->options[run], &argc);
-  if (!argv) return 1;
-  /* --no-teacher (study only): another run without distillation, e.g. the
-   * baseline at another learning rate. */
-  int kept = 1;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--no-teacher") == 0) {
-      cfg->teacher_path[0] = '\0';
-      cfg->unlabeled_list[0] = '\0';
-    } else {
-      argv[kept++] = argv[i];
-    }
-  }
-  argc = kept;
+  if (run == 0) drop_teacher(cfg);
   char what[128];
   snprintf(what, sizeof what, "study (run '%s')", s->res.run[run].name);
-  int rc = config_args_parse(cfg, what, "", NULL, 0, argc, argv);
-  free(argv[0]);
-  free(argv);
-  if (rc) return 2;
+  int rc = apply_options(cfg, s->options[run], what);
+  if (rc) return rc;
   cfg->seed = seed;
   if (snprintf(cfg->out_dir, sizeof cfg->out_dir, "%s/%s/seed-%llu", s->out, s->res.run[run].name,
                (unsigned long long)seed) >= (int)sizeof cfg->out_dir) {
@@ -284,15 +288,9 @@ static int do_run(skd_context *ctx, const skd_train_config *cfg, const char *lab
 /* --teacher-run: the teacher trained once into OUT/teacher (common options + these). */
 static int train_teacher(study *s, skd_context *ctx, const char *options) {
   skd_train_config cfg = s->common;
-  cfg.teacher_path[0] = '\0';
-  cfg.unlabeled_list[0] = '\0';
-  int argc = 0;
-  char **argv = split_options(options, &argc);
-  if (!argv) return 1;
-  int rc = config_args_parse(&cfg, "study (--teacher-run)", "", NULL, 0, argc, argv);
-  free(argv[0]);
-  free(argv);
-  if (rc) return 2;
+  drop_teacher(&cfg);
+  int rc = apply_options(&cfg, options, "study (--teacher-run)");
+  if (rc) return rc;
   cfg.seed = s->first_seed;
   if (snprintf(cfg.out_dir, sizeof cfg.out_dir, "%s/teacher", s->out) >= (int)sizeof cfg.out_dir ||
       snprintf(s->common.teacher_path, sizeof s->common.teacher_path, "%s/last.safetensors", cfg.out_dir) >=

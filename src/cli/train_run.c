@@ -9,7 +9,6 @@
 #include "cli/train_run.h"
 
 static volatile sig_atomic_t interrupted = 0;
-static int quiet_validation;
 
 static void on_sigint(int sig) {
   (void)sig;
@@ -57,8 +56,9 @@ static int save(skd_trainer *t, const char *dir, const char *name) {
   return 1;
 }
 
-/* Validates, logs, keeps best.safetensors; returns 0 on error. */
-static int validate(skd_trainer *t, FILE *log, const char *dir, int terminal, double *miou) {
+/* Validates, logs, keeps best.safetensors (quiet: no line on stderr);
+ * returns 0 on error. */
+static int validate(skd_trainer *t, FILE *log, const char *dir, int terminal, int quiet, double *miou) {
   skd_metrics m;
   if (skd_trainer_validate(t, &m) != SKD_OK) {
     fprintf(stderr, "\nskd-cl train: validation: %s\n", skd_error_last());
@@ -68,7 +68,7 @@ static int validate(skd_trainer *t, FILE *log, const char *dir, int terminal, do
   double before = skd_trainer_best_miou(t);
   skd_trainer_note_validation(t, m.mean_iou);
   long step = skd_trainer_step_count(t);
-  if (!quiet_validation)
+  if (!quiet)
     fprintf(stderr, "%sstep %ld: validation mIoU %.2f%%, pixel accuracy %.2f%%%s\n", terminal ? "\r\033[K" : "", step,
           100.0 * m.mean_iou, 100.0 * m.pixel_accuracy, isnan(before) || m.mean_iou > before ? " (best)" : "");
   fprintf(log, "{\"step\": %ld, \"val_miou\": %.6g, \"val_pixel_accuracy\": %.6g, \"val_mean_accuracy\": %.6g}\n", step,
@@ -81,7 +81,6 @@ static int validate(skd_trainer *t, FILE *log, const char *dir, int terminal, do
 int train_run(skd_context *ctx, const skd_train_config *cfg, const char *resume, int quiet, double *final_miou) {
   double miou = NAN;
   if (final_miou) *final_miou = NAN;
-  quiet_validation = quiet;
   skd_trainer *t = NULL;
   if (skd_trainer_create(&t, ctx, cfg, resume) != SKD_OK) {
     fprintf(stderr, "skd-cl train: %s\n", skd_error_last());
@@ -123,10 +122,10 @@ int train_run(skd_context *ctx, const skd_train_config *cfg, const char *resume,
     if (!quiet && (terminal || r.step % quiet_every == 0 || r.step == c->steps))
       progress_line(stderr, c, &r, rate, terminal);
     int at_val = c->val_list[0] && c->val_every > 0 && r.step % c->val_every == 0 && r.step < c->steps;
-    if (at_val) ok = validate(t, log, c->out_dir, terminal, &miou);
+    if (at_val) ok = validate(t, log, c->out_dir, terminal, quiet, &miou);
     if (ok && (at_val || (c->save_every > 0 && r.step % c->save_every == 0))) ok = save(t, c->out_dir, "last.safetensors");
   }
-  if (ok && !interrupted && c->val_list[0]) ok = validate(t, log, c->out_dir, terminal, &miou);
+  if (ok && !interrupted && c->val_list[0]) ok = validate(t, log, c->out_dir, terminal, quiet, &miou);
   int saved = ok || interrupted ? save(t, c->out_dir, "last.safetensors") : 0;
   if (interrupted && saved)
     fprintf(stderr, "\ninterrupted at step %ld: saved %s/last.safetensors (continue with --resume)\n",

@@ -225,11 +225,12 @@ static void arg_sizes(skd_args *a, const struct geom *g, const skd_conv2d_params
 #define CV_CHANNELS 16
 #define CV_PIXELS 8
 
+/* Cout rounded up to whole channel vectors: the transposed weights' row length. */
+static int cv_padded_cout(const struct geom *g) { return (g->cout + CV_CHANNELS - 1) / CV_CHANNELS * CV_CHANNELS; }
+
 /* Floats of the transposed weights conv2d_cv_fwd reads (0 for the other algorithms). */
 static size_t cv_weight_floats(skd_conv2d_algo algo, const struct geom *g) {
-  if (algo != SKD_CONV2D_VEC) return 0;
-  size_t cpad = (size_t)((g->cout + CV_CHANNELS - 1) / CV_CHANNELS) * CV_CHANNELS;
-  return (size_t)g->k * cpad;
+  return algo == SKD_CONV2D_VEC ? (size_t)g->k * (size_t)cv_padded_cout(g) : 0;
 }
 
 /* y = conv(x) (+ bias) by conv2d_cv_fwd, the weights transposed first into
@@ -237,7 +238,7 @@ static size_t cv_weight_floats(skd_conv2d_algo algo, const struct geom *g) {
 static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g, const skd_tensor *x,
                              const skd_tensor *weight, const skd_tensor *bias, int accumulate, const skd_tensor *y,
                              size_t used) {
-  int cpad = (g->cout + CV_CHANNELS - 1) / CV_CHANNELS * CV_CHANNELS;
+  int cpad = cv_padded_cout(g);
   size_t floats = cv_weight_floats(SKD_CONV2D_VEC, g);
   cl_mem ws = NULL;
   skd_kernel *kt, *k;

@@ -20,6 +20,12 @@ skd_status grad_snapshot(struct skd_trainer *t, grad_snapshots *g, int term, con
   return skd_tensor_download(t->ctx, dq, g->q[term]);
 }
 
+static double sum_squares(const float *v, size_t n) {
+  double sum = 0.0;
+  for (size_t i = 0; i < n; i++) sum += (double)v[i] * v[i];
+  return sum;
+}
+
 /* ||W^T g|| for the head's weight W (classes x Cf) and g = dQ (N, classes, P). */
 static double head_input_norm(const float *w, int classes, int cf, const float *g, int n, size_t plane) {
   double sum = 0.0;
@@ -48,20 +54,12 @@ skd_status grad_norms_compute(struct skd_trainer *t, const grad_snapshots *g, co
   const float *before = NULL; /* dQ before the term: zero at first */
   for (int k = 0; k < SKD_TERM_COUNT && st == SKD_OK; k++) {
     if (!g->q[k]) continue;
-    double sum = 0.0;
-    for (size_t i = 0; i < g->q_floats; i++) {
-      diff[i] = g->q[k][i] - (before ? before[i] : 0.0f);
-      sum += (double)diff[i] * diff[i];
-    }
-    r->grad_q[k] = sqrt(sum);
+    for (size_t i = 0; i < g->q_floats; i++) diff[i] = g->q[k][i] - (before ? before[i] : 0.0f);
+    r->grad_q[k] = sqrt(sum_squares(diff, g->q_floats));
     r->grad_f[k] = head_input_norm(w, classes, cf, diff, n, plane);
     before = g->q[k];
   }
-  if (st == SKD_OK && df) {
-    double sum = 0.0;
-    for (size_t i = 0; i < skd_tensor_numel(df_pair); i++) sum += (double)df[i] * df[i];
-    r->grad_f[SKD_TERM_PAIR] = sqrt(sum);
-  }
+  if (st == SKD_OK && df) r->grad_f[SKD_TERM_PAIR] = sqrt(sum_squares(df, skd_tensor_numel(df_pair)));
   if (st == SKD_OK) r->has_grad_norms = 1;
   free(w);
   free(diff);

@@ -341,12 +341,13 @@ __kernel void conv2d_direct_bwd_w(const int n, const int cin, const int h, const
  * registers. Each tap loads one weight vector from wt, the weights transposed
  * to [tap][co] with co padded to `cpad` (conv2d_transpose_weights), and
  * multiplies it by each pixel's input value broadcast, so the inner loop is
- * CONV_CPX vector FMAs per weight load. Strips inside one row that stay in
- * bounds for a tap read their inputs without checks; the rest gather with
- * checks (padding reads 0). Channel blocks past Cout compute on the zero
- * padding and are not stored; pixels past the plane compute on a clamped
- * pixel and are not stored. y = conv(x) + bias (has_bias), or y += conv(x)
- * (accumulate). CONV_CVW: 4, 8 or 16. */
+ * CONV_CPX vector FMAs per weight load and nothing else. x is already
+ * zero-padded (conv2d_pad_input; ph and pw are 0 here), so every tap of every
+ * pixel is in bounds: each pixel keeps the offset of its window's corner and
+ * no strip needs checks, even one that wraps to the next row. Channel blocks
+ * past Cout compute on the zero padding and are not stored; pixels past the
+ * plane compute on a clamped pixel and are not stored. y = conv(x) + bias
+ * (has_bias), or y += conv(x) (accumulate). CONV_CVW: 4, 8 or 16. */
 #ifndef CONV_CVW
 #define CONV_CVW 16
 #endif
@@ -364,43 +365,28 @@ __kernel void conv2d_cv_fwd(const int cin, const int h, const int w, const int c
   const int co0 = get_global_id(1) * CONV_CVW;
   const int s = get_global_id(2);
   if (p0 >= plane) return;
-  const int oy0 = p0 / wo, ox0 = p0 % wo;
-  const int row = ox0 + CONV_CPX <= wo; /* the strip lies in one output row */
-  int ys0[CONV_CPX], xs0[CONV_CPX];
-  for (int q = 0; q < CONV_CPX; q++) {
+  int corner[CONV_CPX];
+  _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) {
     const int p = min(p0 + q, plane - 1);
-    ys0[q] = (p / wo) * sh - ph;
-    xs0[q] = (p % wo) * sw - pw;
+    corner[q] = (p / wo) * sh * w + (p % wo) * sw;
   }
   CVEC acc[CONV_CPX];
-  for (int q = 0; q < CONV_CPX; q++) acc[q] = (CVEC)(0.0f);
-  __global const float *xs = AT(x) + s * cin * h * w;
+  _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) acc[q] = (CVEC)(0.0f);
+  __global const float *xc = AT(x) + s * cin * h * w;
   __global const float *wp = AT(wt) + co0;
-  const int span = (CONV_CPX - 1) * sw; /* x extent of a one-row strip */
-  for (int ci = 0; ci < cin; ci++) {
-    __global const float *xc = xs + ci * h * w;
+  for (int ci = 0; ci < cin; ci++, xc += h * w) {
     for (int ky = 0; ky < kh; ky++) {
-      const int iy = oy0 * sh - ph + ky * dh;
       for (int kx = 0; kx < kw; kx++, wp += cpad) {
         const CVEC wv = CVLOAD(0, wp);
-        const int ix = ox0 * sw - pw + kx * dw;
-        if (row && iy >= 0 && iy < h && ix >= 0 && ix + span < w) {
-          __global const float *xr = xc + iy * w + ix;
-          for (int q = 0; q < CONV_CPX; q++) acc[q] = fma((CVEC)(xr[q * sw]), wv, acc[q]);
-        } else {
-          for (int q = 0; q < CONV_CPX; q++) {
-            const int yy = ys0[q] + ky * dh, xx = xs0[q] + kx * dw;
-            const float v = (yy >= 0 && yy < h && xx >= 0 && xx < w) ? xc[yy * w + xx] : 0.0f;
-            acc[q] = fma((CVEC)(v), wv, acc[q]);
-          }
-        }
+        __global const float *xt = xc + ky * dh * w + kx * dw;
+        _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) acc[q] = fma((CVEC)(xt[corner[q]]), wv, acc[q]);
       }
     }
   }
   __global float *ys = AT(y) + s * cout * plane;
   const int nq = min(CONV_CPX, plane - p0);
   float out[CONV_CPX][CONV_CVW];
-  for (int q = 0; q < CONV_CPX; q++) CVSTORE(acc[q], 0, out[q]);
+  _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) CVSTORE(acc[q], 0, out[q]);
   for (int j = 0; j < CONV_CVW; j++) {
     const int co = co0 + j;
     if (co >= cout) break;
@@ -408,6 +394,17 @@ __kernel void conv2d_cv_fwd(const int cin, const int h, const int w, const int c
     __global float *dst = ys + co * plane + p0;
     for (int q = 0; q < nq; q++) dst[q] = (accumulate ? dst[q] : 0.0f) + out[q][j] + b;
   }
+}
+
+/* xp[i][y][x] = x[i][y - ph][x - pw] for the planes i of x (h x w), 0 outside
+ * it: the input of conv2d_cv_fwd, padded hp x wp. One work-item per output
+ * element over (x, y, plane): no integer division. */
+__kernel void conv2d_pad_input(const int h, const int w, const int ph, const int pw, const int hp, const int wp,
+                               CTENSOR(x), TENSOR(xp)) {
+  const int px = get_global_id(0), py = get_global_id(1), plane = get_global_id(2);
+  if (px >= wp || py >= hp) return;
+  const int xx = px - pw, yy = py - ph;
+  AT(xp)[(plane * hp + py) * wp + px] = yy >= 0 && yy < h && xx >= 0 && xx < w ? AT(x)[(plane * h + yy) * w + xx] : 0.0f;
 }
 
 /* wt[t][co] = w[co][t] for t < taps (t = (ci*kh + ky)*kw + kx), co < cpad,

@@ -208,7 +208,9 @@ START_TEST(deterministic) {
 }
 END_TEST
 
-/* With profiling on, the CLBlast calls show up beside the kernels. */
+/* With profiling on, the CLBlast calls show up beside the kernels, and each
+ * pass under its layer shape: one call, the conv's flops, the time of its
+ * kernels (the GEMM path's im2col and GEMMs) and no more. */
 START_TEST(profiled) {
   skd_context_options opt;
   skd_context_options_default(&opt);
@@ -231,18 +233,34 @@ START_TEST(profiled) {
   int count = 0;
   CK_OK(skd_profile_summary(ctx, &e, &count));
   int seen = 0;
+  double kernels_ms = 0, shapes_ms = 0;
+  const double flops = 2.0 * 2 * 4 * 6 * 5 * 27; /* n * cout * plane * (cin * 9) multiply-adds */
   for (int i = 0; i < count; i++) {
     if (strcmp(e[i].name, "clblast_sgemm") == 0) seen |= 1;
     if (strcmp(e[i].name, "clblast_sgemm_batched") == 0) seen |= 2;
     if (strcmp(e[i].name, "conv2d_im2col") == 0) seen |= 4;
+    if (strcmp(e[i].name, SKD_PROFILE_SHAPE_PREFIX "fwd 2x3x6x5>4 k3x3 s1 d1 gemm") == 0) {
+      ck_assert_uint_eq(e[i].calls, 1);
+      ck_assert_double_eq_tol(e[i].flops, flops, 1e-6);
+      seen |= 8;
+    }
+    if (strcmp(e[i].name, SKD_PROFILE_SHAPE_PREFIX "dw  2x3x6x5>4 k3x3 s1 d1 gemm") == 0) {
+      ck_assert_uint_eq(e[i].calls, 1);
+      ck_assert_double_eq_tol(e[i].flops, flops, 1e-6);
+      seen |= 16;
+    }
+    if (strncmp(e[i].name, SKD_PROFILE_SHAPE_PREFIX, strlen(SKD_PROFILE_SHAPE_PREFIX)) == 0) shapes_ms += e[i].total_ms;
+    else kernels_ms += e[i].total_ms;
   }
   free(e);
+  /* The fills are the only kernels outside a shape. */
+  ck_assert_msg(shapes_ms > 0 && shapes_ms <= kernels_ms, "shape time %g ms, kernel time %g ms", shapes_ms, kernels_ms);
   skd_tensor_release(&x);
   skd_tensor_release(&wt);
   skd_tensor_release(&dw);
   skd_tensor_release(&y);
   skd_context_free(ctx);
-  ck_assert_msg(seen == 7, "profile entries seen: mask %d", seen);
+  ck_assert_msg(seen == 31, "profile entries seen: mask %d", seen);
 }
 END_TEST
 

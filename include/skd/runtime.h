@@ -134,6 +134,14 @@ void skd_profile_span(skd_context *ctx, const char *name, cl_event begin, cl_eve
  * bytes that must move) for the summary's GFLOP/s and GB/s. No-op without
  * profiling. */
 void skd_profile_work(skd_context *ctx, const char *name, double flops, double bytes);
+/* Between these, every command timed also adds its time to the entry
+ * `name` (one group at a time; no-op without profiling): the convolutions'
+ * totals by layer shape, whatever kernels and GEMMs each ran. */
+void skd_profile_group_begin(skd_context *ctx, const char *name);
+void skd_profile_group_end(skd_context *ctx);
+/* Groups whose name starts with this are convolution layer shapes, listed
+ * apart from the kernels (their time is the kernels' time again). */
+#define SKD_PROFILE_SHAPE_PREFIX "shape:"
 /* Per-kernel totals so far (waits for the queue). *out is freed with free(). */
 skd_status skd_profile_summary(skd_context *ctx, skd_profile_entry **out, int *count);
 

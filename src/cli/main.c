@@ -54,6 +54,32 @@ skd_context *cli_open_context(const cli_globals *g) {
   return ctx;
 }
 
+static int is_shape(const skd_profile_entry *e) {
+  return strncmp(e->name, SKD_PROFILE_SHAPE_PREFIX, strlen(SKD_PROFILE_SHAPE_PREFIX)) == 0;
+}
+
+/* One table: kernels (shapes = 0) or convolution layer shapes (1), by time. */
+static void print_profile_rows(const skd_profile_entry *e, int n, int shapes, double peak_gflops) {
+  double total = 0;
+  for (int i = 0; i < n; i++)
+    if (is_shape(&e[i]) == shapes) total += e[i].total_ms;
+  fprintf(stderr, "%-40s %10s %12s %8s %9s %7s %9s\n", shapes ? "convolution (pass n x cin x h x w > cout)" : "kernel",
+          "calls", "total ms", "share", "GFLOP/s", "% peak", "GB/s");
+  for (int i = 0; i < n; i++) {
+    if (is_shape(&e[i]) != shapes) continue;
+    char gflops[16] = "-", share[16] = "-", gbs[16] = "-"; /* work not recorded for this kernel */
+    double s = e[i].total_ms * 1e-3;
+    if (e[i].flops > 0 && s > 0) {
+      snprintf(gflops, sizeof gflops, "%.1f", e[i].flops / s * 1e-9);
+      if (peak_gflops > 0) snprintf(share, sizeof share, "%.1f%%", 100.0 * e[i].flops / s * 1e-9 / peak_gflops);
+    }
+    if (e[i].bytes > 0 && s > 0) snprintf(gbs, sizeof gbs, "%.1f", e[i].bytes / s * 1e-9);
+    const char *name = shapes ? e[i].name + strlen(SKD_PROFILE_SHAPE_PREFIX) : e[i].name;
+    fprintf(stderr, "%-40s %10lu %12.3f %7.1f%% %9s %7s %9s\n", name, e[i].calls, e[i].total_ms,
+            total > 0 ? 100.0 * e[i].total_ms / total : 0.0, gflops, share, gbs);
+  }
+}
+
 void cli_print_profile(skd_context *ctx, double peak_gflops, int width) {
   skd_profile_entry *e = NULL;
   int n = 0;
@@ -62,23 +88,20 @@ void cli_print_profile(skd_context *ctx, double peak_gflops, int width) {
     return;
   }
   double total = 0;
-  for (int i = 0; i < n; i++) total += e[i].total_ms;
-  fprintf(stderr, "\nprofile on %s (%d kernels, %.3f ms in all)\n", ctx->info.name, n, total);
+  int kernels = 0;
+  for (int i = 0; i < n; i++)
+    if (!is_shape(&e[i])) {
+      total += e[i].total_ms;
+      kernels++;
+    }
+  fprintf(stderr, "\nprofile on %s (%d kernels, %.3f ms in all)\n", ctx->info.name, kernels, total);
   if (peak_gflops > 0)
     fprintf(stderr, "peak FMA: %.1f GFLOP/s (float%d fma chains; %% peak = a kernel's GFLOP/s / this)\n", peak_gflops,
             width);
-  fprintf(stderr, "%-32s %10s %12s %8s %9s %7s %9s\n", "kernel", "calls", "total ms", "share", "GFLOP/s", "% peak",
-          "GB/s");
-  for (int i = 0; i < n; i++) {
-    char gflops[16] = "-", share[16] = "-", gbs[16] = "-"; /* work not recorded for this kernel */
-    double s = e[i].total_ms * 1e-3;
-    if (e[i].flops > 0 && s > 0) {
-      snprintf(gflops, sizeof gflops, "%.1f", e[i].flops / s * 1e-9);
-      if (peak_gflops > 0) snprintf(share, sizeof share, "%.1f%%", 100.0 * e[i].flops / s * 1e-9 / peak_gflops);
-    }
-    if (e[i].bytes > 0 && s > 0) snprintf(gbs, sizeof gbs, "%.1f", e[i].bytes / s * 1e-9);
-    fprintf(stderr, "%-32s %10lu %12.3f %7.1f%% %9s %7s %9s\n", e[i].name, e[i].calls, e[i].total_ms,
-            total > 0 ? 100.0 * e[i].total_ms / total : 0.0, gflops, share, gbs);
+  print_profile_rows(e, n, 0, peak_gflops);
+  if (kernels < n) {
+    fprintf(stderr, "\nby convolution layer shape (the kernels of each call; share of all convolution time)\n");
+    print_profile_rows(e, n, 1, peak_gflops);
   }
   free(e);
 }

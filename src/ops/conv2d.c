@@ -2,6 +2,7 @@
  * cl/conv.cl around CLBlast GEMMs (through skd_gemm*). Shapes and the
  * workspace plan are checked here; see conv2d.h for the scheme. */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -233,31 +234,74 @@ static size_t cv_weight_floats(skd_conv2d_algo algo, const struct geom *g) {
   return algo == SKD_CONV2D_VEC ? (size_t)g->k * (size_t)cv_padded_cout(g) : 0;
 }
 
-/* y = conv(x) (+ bias) by conv2d_cv_fwd, the weights transposed first into
- * the workspace after its first `used` floats (which the caller holds). */
+/* The workspace view wt of conv2d_cv_fwd's weights: w transposed to [tap][co]. */
+static skd_status cv_transpose_weights(skd_context *ctx, const struct geom *g, const skd_tensor *weight,
+                                       const skd_tensor *wt) {
+  skd_kernel *k;
+  skd_status st = skd_kernel_get(ctx, "conv", "conv2d_transpose_weights", &k);
+  if (st != SKD_OK) return st;
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, g->k);
+  skd_arg_int(&a, g->cout);
+  skd_arg_int(&a, cv_padded_cout(g));
+  skd_arg_tensor(&a, weight);
+  skd_arg_tensor(&a, wt);
+  return skd_launch_1d(ctx, &a, cv_weight_floats(SKD_CONV2D_VEC, g), 256);
+}
+
+/* The workspace view xp of x zero-padded by (ph, pw) on every side. */
+static skd_status cv_pad_input(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g,
+                               const skd_tensor *x, const skd_tensor *xp) {
+  skd_kernel *k;
+  skd_status st = skd_kernel_get(ctx, "conv", "conv2d_pad_input", &k);
+  if (st != SKD_OK) return st;
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, g->h);
+  skd_arg_int(&a, g->w);
+  skd_arg_int(&a, p->pad_h);
+  skd_arg_int(&a, p->pad_w);
+  skd_arg_int(&a, xp->h);
+  skd_arg_int(&a, xp->w);
+  skd_arg_tensor(&a, x);
+  skd_arg_tensor(&a, xp);
+  size_t global[3] = {(size_t)xp->w, (size_t)xp->h, (size_t)xp->n * (size_t)xp->c};
+  return skd_launch(ctx, &a, 3, global, NULL);
+}
+
+/* y = conv(x) (+ bias) by conv2d_cv_fwd. The workspace after its first
+ * `used` floats (which the caller holds) takes the transposed weights, then,
+ * for a padded convolution, the zero-padded input. */
 static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g, const skd_tensor *x,
                              const skd_tensor *weight, const skd_tensor *bias, int accumulate, const skd_tensor *y,
                              size_t used) {
   int cpad = cv_padded_cout(g);
   size_t floats = cv_weight_floats(SKD_CONV2D_VEC, g);
+  int padded = p->pad_h > 0 || p->pad_w > 0;
+  long long hp = (long long)g->h + 2LL * p->pad_h, wp = (long long)g->w + 2LL * p->pad_w;
+  long long xp_floats = padded ? (long long)g->n * g->cin * hp * wp : 0;
+  if (xp_floats > INT_MAX)
+    return skd_error(SKD_EINVAL, "conv2d: the padded input (%lld floats) is too large for the vec kernel", xp_floats);
   cl_mem ws = NULL;
-  skd_kernel *kt, *k;
-  skd_status st = skd_workspace_get(ctx, (used + floats) * sizeof(float), &ws);
-  if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_transpose_weights", &kt);
+  skd_kernel *k;
+  skd_status st = skd_workspace_get(ctx, (used + floats + (size_t)xp_floats) * sizeof(float), &ws);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_cv_fwd", &k);
   if (st != SKD_OK) return st;
   skd_tensor wt = skd_tensor_view(ws, used, 1, 1, g->k, cpad);
-  skd_args a = skd_args_begin(kt);
-  skd_arg_int(&a, g->k);
-  skd_arg_int(&a, g->cout);
-  skd_arg_int(&a, cpad);
-  skd_arg_tensor(&a, weight);
-  skd_arg_tensor(&a, &wt);
-  st = skd_launch_1d(ctx, &a, floats, 256);
+  skd_tensor xp = padded ? skd_tensor_view(ws, used + floats, g->n, g->cin, (int)hp, (int)wp) : *x;
+  st = cv_transpose_weights(ctx, g, weight, &wt);
+  if (st == SKD_OK && padded) st = cv_pad_input(ctx, p, g, x, &xp);
   if (st != SKD_OK) return st;
-  a = skd_args_begin(k);
-  arg_sizes(&a, g, p);
-  skd_arg_tensor(&a, x);
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, g->cin);
+  skd_arg_int(&a, xp.h);
+  skd_arg_int(&a, xp.w);
+  skd_arg_int(&a, g->cout);
+  skd_arg_int(&a, g->ho);
+  skd_arg_int(&a, g->wo);
+  skd_conv2d_params unpadded = *p;
+  unpadded.pad_h = unpadded.pad_w = 0;
+  arg_geometry(&a, &unpadded);
+  skd_arg_tensor(&a, &xp);
   skd_arg_tensor(&a, &wt);
   skd_arg_int(&a, cpad);
   skd_arg_int(&a, bias != NULL);
@@ -397,13 +441,23 @@ static skd_status bias_grad(skd_context *ctx, const struct geom *g, const skd_te
   return skd_launch(ctx, &a, 1, &global, &wg);
 }
 
-skd_status skd_conv2d_forward(skd_context *ctx, const skd_conv2d_params *p, const skd_tensor *x,
-                              const skd_tensor *weight, const skd_tensor *bias, const skd_tensor *y) {
-  struct geom g;
-  skd_status st = geometry(p, x, weight, &g);
-  if (st == SKD_OK) st = skd_tensor_expect(y, g.n, g.cout, g.ho, g.wo, "conv2d: y");
-  if (st == SKD_OK && bias) st = skd_tensor_expect(bias, 1, g.cout, 1, 1, "conv2d: bias");
-  if (st != SKD_OK) return st;
+/* With profiling, each call's kernels also count under its layer shape
+ * (SKD_PROFILE_SHAPE_PREFIX; the profile's table by shape), with its
+ * multiply-adds as work: a layer's share and GFLOP/s whatever kernels ran. */
+static void profile_shape(skd_context *ctx, const char *pass, const skd_conv2d_params *p, const struct geom *g,
+                          double flops) {
+  if (!ctx->profiling) return;
+  char name[96];
+  snprintf(name, sizeof name, "%s%-3s %dx%dx%dx%d>%d k%dx%d s%d d%d %s", SKD_PROFILE_SHAPE_PREFIX, pass, g->n,
+           g->cin, g->h, g->w, g->cout, p->kh, p->kw, p->stride_h, p->dilation_h,
+           skd_conv2d_algo_name(conv_algorithm(ctx, p, g)));
+  skd_profile_group_begin(ctx, name);
+  skd_profile_work(ctx, name, flops, 0);
+}
+
+static skd_status forward(skd_context *ctx, const skd_conv2d_params *p, struct geom g, const skd_tensor *x,
+                          const skd_tensor *weight, const skd_tensor *bias, const skd_tensor *y) {
+  skd_status st = SKD_OK;
   skd_conv2d_algo algo = conv_algorithm(ctx, p, &g);
   if (algo != SKD_CONV2D_GEMM) return direct_forward(ctx, algo, p, &g, x, weight, bias, 0, y, 0);
   /* With a bias, y starts as the broadcast bias and the GEMM adds onto it;
@@ -435,20 +489,24 @@ skd_status skd_conv2d_forward(skd_context *ctx, const skd_conv2d_params *p, cons
   return st;
 }
 
-skd_status skd_conv2d_backward(skd_context *ctx, const skd_conv2d_params *p, const skd_tensor *x,
-                               const skd_tensor *weight, const skd_tensor *dy, const skd_tensor *dx,
-                               const skd_tensor *dweight, const skd_tensor *dbias) {
+skd_status skd_conv2d_forward(skd_context *ctx, const skd_conv2d_params *p, const skd_tensor *x,
+                              const skd_tensor *weight, const skd_tensor *bias, const skd_tensor *y) {
   struct geom g;
   skd_status st = geometry(p, x, weight, &g);
-  if (st == SKD_OK && !dy) st = skd_error(SKD_EINVAL, "conv2d backward: dy is required");
-  if (st == SKD_OK) st = skd_tensor_expect(dy, g.n, g.cout, g.ho, g.wo, "conv2d backward: dy");
-  if (st == SKD_OK && dx) st = skd_tensor_expect_same(dx, x, "conv2d backward: dx");
-  if (st == SKD_OK && dweight) st = skd_tensor_expect_same(dweight, weight, "conv2d backward: dweight");
-  if (st == SKD_OK && dbias) st = skd_tensor_expect(dbias, 1, g.cout, 1, 1, "conv2d backward: dbias");
+  if (st == SKD_OK) st = skd_tensor_expect(y, g.n, g.cout, g.ho, g.wo, "conv2d: y");
+  if (st == SKD_OK && bias) st = skd_tensor_expect(bias, 1, g.cout, 1, 1, "conv2d: bias");
   if (st != SKD_OK) return st;
-  if (dbias) st = bias_grad(ctx, &g, dy, dbias);
-  if (st != SKD_OK || (!dx && !dweight)) return st;
+  profile_shape(ctx, "fwd", p, &g, conv_flops(&g));
+  st = forward(ctx, p, g, x, weight, bias, y);
+  skd_profile_group_end(ctx);
+  return st;
+}
 
+/* dx and dW (either may be NULL) by the algorithm of this shape. */
+static skd_status backward(skd_context *ctx, const skd_conv2d_params *p, struct geom g, const skd_tensor *x,
+                           const skd_tensor *weight, const skd_tensor *dy, const skd_tensor *dx,
+                           const skd_tensor *dweight) {
+  skd_status st = SKD_OK;
   skd_conv2d_algo algo = conv_algorithm(ctx, p, &g);
   if (algo != SKD_CONV2D_GEMM) {
     int done = 0;
@@ -497,5 +555,25 @@ skd_status skd_conv2d_backward(skd_context *ctx, const skd_conv2d_params *p, con
       if (st == SKD_OK) st = col2im_add(ctx, p, &g, col, n0, nb, dx);
     }
   }
+  return st;
+}
+
+skd_status skd_conv2d_backward(skd_context *ctx, const skd_conv2d_params *p, const skd_tensor *x,
+                               const skd_tensor *weight, const skd_tensor *dy, const skd_tensor *dx,
+                               const skd_tensor *dweight, const skd_tensor *dbias) {
+  struct geom g;
+  skd_status st = geometry(p, x, weight, &g);
+  if (st == SKD_OK && !dy) st = skd_error(SKD_EINVAL, "conv2d backward: dy is required");
+  if (st == SKD_OK) st = skd_tensor_expect(dy, g.n, g.cout, g.ho, g.wo, "conv2d backward: dy");
+  if (st == SKD_OK && dx) st = skd_tensor_expect_same(dx, x, "conv2d backward: dx");
+  if (st == SKD_OK && dweight) st = skd_tensor_expect_same(dweight, weight, "conv2d backward: dweight");
+  if (st == SKD_OK && dbias) st = skd_tensor_expect(dbias, 1, g.cout, 1, 1, "conv2d backward: dbias");
+  if (st != SKD_OK) return st;
+  if (dbias) st = bias_grad(ctx, &g, dy, dbias);
+  if (st != SKD_OK || (!dx && !dweight)) return st;
+  profile_shape(ctx, dx && dweight ? "bwd" : dx ? "dx" : "dw", p, &g,
+                conv_flops(&g) * ((dx != NULL) + (dweight != NULL)));
+  st = backward(ctx, p, g, x, weight, dy, dx, dweight);
+  skd_profile_group_end(ctx);
   return st;
 }

@@ -61,6 +61,7 @@ skd_status skd_context_create(skd_context **out, const skd_context_options *opti
   ctx->info = list[index];
   free(list);
   ctx->priv = p;
+  p->group_slot = -1;
   ctx->device = ctx->info.device_id;
   int prof = options->profiling;
   if (prof < 0) {

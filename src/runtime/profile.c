@@ -34,7 +34,7 @@ static void resolve(skd_context *ctx) {
         clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS &&
         t1 >= t0) {
       struct profile_slot *s = &p->profile[p->pending[i].slot];
-      s->calls++;
+      s->calls += (unsigned long)p->pending[i].is_call;
       s->total_ms += (double)(t1 - t0) * 1e-6;
     }
     clReleaseEvent(ev);
@@ -43,14 +43,34 @@ static void resolve(skd_context *ctx) {
   p->npending = 0;
 }
 
-static void push(skd_context *ctx, int slot, cl_event begin, cl_event ev) {
-  struct skd_runtime_private *p = ctx->priv;
-  if (p->npending == SKD_MAX_PENDING_EVENTS) resolve(ctx);
+static void push_one(struct skd_runtime_private *p, int slot, int is_call, cl_event begin, cl_event ev) {
+  p->pending[p->npending].is_call = is_call;
   p->pending[p->npending].event = ev;
   p->pending[p->npending].begin = begin;
   p->pending[p->npending].slot = slot;
   p->npending++;
 }
+
+/* Inside a group (skd_profile_group_begin) the command counts twice: under
+ * its own name and under the group's. */
+static void push(skd_context *ctx, int slot, cl_event begin, cl_event ev) {
+  struct skd_runtime_private *p = ctx->priv;
+  if (p->npending + 2 > SKD_MAX_PENDING_EVENTS) resolve(ctx);
+  push_one(p, slot, 1, begin, ev);
+  if (p->group_slot < 0 || p->group_slot == slot) return;
+  clRetainEvent(ev);
+  if (begin) clRetainEvent(begin);
+  push_one(p, p->group_slot, 0, begin, ev);
+}
+
+void skd_profile_group_begin(skd_context *ctx, const char *name) {
+  if (!ctx->profiling) return;
+  int slot = skd_profile_slot(ctx, name);
+  ctx->priv->group_slot = slot;
+  ctx->priv->profile[slot].calls++; /* its commands add time only */
+}
+
+void skd_profile_group_end(skd_context *ctx) { ctx->priv->group_slot = -1; }
 
 void skd_profile_push(skd_context *ctx, int slot, cl_event ev) { push(ctx, slot, NULL, ev); }
 

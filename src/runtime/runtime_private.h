@@ -31,6 +31,7 @@ struct pending_event {
   cl_event event;
   cl_event begin; /* a marker before a multi-kernel call, or NULL */
   int slot;
+  int is_call; /* 0: a group's copy of a command (the group counts its own calls) */
 };
 
 struct skd_runtime_private {
@@ -49,6 +50,7 @@ struct skd_runtime_private {
   int nprofile;
   struct pending_event pending[SKD_MAX_PENDING_EVENTS];
   int npending;
+  int group_slot;                /* the open profile group's slot, or -1 */
   cl_mem workspace;
   size_t workspace_bytes;
   skd_conv_tuning conv;          /* conv2d's algorithm rules and direct blocking (conv_tuning.c) */

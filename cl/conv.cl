@@ -396,6 +396,53 @@ __kernel void conv2d_cv_fwd(const int cin, const int h, const int w, const int c
   }
 }
 
+/* dweight += the weight gradient, vectorised over output channels like
+ * conv2d_cv_fwd: one work-item computes CONV_CVW consecutive output channels
+ * (one vector) x CONV_CPX consecutive input channels at one tap, summing over
+ * every sample and output pixel in a fixed order (deterministic, no
+ * atomics). dyt is dy transposed to [n][pixel][co] with co padded to cpad
+ * (conv2d_transpose_dy), so each pixel loads one dy vector and multiplies it
+ * by each input channel's value broadcast; x is zero-padded
+ * (conv2d_pad_input; ph and pw are 0 here), so no read needs a check. Input
+ * channels past cin read a clamped channel and are not stored. */
+__kernel void conv2d_cv_bwd_w(const int n, const int cin, const int h, const int w, const int cout, const int ho,
+                              const int wo, GEOMETRY, CTENSOR(x), CTENSOR(dyt), const int cpad,
+                              TENSOR(dweight)) {
+  const int tap = get_global_id(0), ci0 = get_global_id(1) * CONV_CPX, co0 = get_global_id(2) * CONV_CVW;
+  const int kk = kh * kw;
+  if (tap >= kk || ci0 >= cin) return;
+  const int ky = tap / kw, kx = tap % kw;
+  int chan[CONV_CPX];
+  _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) chan[q] = min(ci0 + q, cin - 1) * h * w;
+  CVEC acc[CONV_CPX];
+  _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) acc[q] = (CVEC)(0.0f);
+  __global const float *dp = AT(dyt) + co0;
+  for (int s = 0; s < n; s++) {
+    __global const float *xs = AT(x) + s * cin * h * w + ky * dh * w + kx * dw;
+    for (int oy = 0; oy < ho; oy++) {
+      __global const float *xr = xs + oy * sh * w;
+      for (int ox = 0; ox < wo; ox++, dp += cpad) {
+        const CVEC d = CVLOAD(0, dp);
+        __global const float *xt = xr + ox * sw;
+        _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) acc[q] = fma((CVEC)(xt[chan[q]]), d, acc[q]);
+      }
+    }
+  }
+  float out[CONV_CVW];
+  for (int q = 0; q < CONV_CPX && ci0 + q < cin; q++) {
+    CVSTORE(acc[q], 0, out);
+    for (int j = 0; j < CONV_CVW && co0 + j < cout; j++) AT(dweight)[((co0 + j) * cin + ci0 + q) * kk + tap] += out[j];
+  }
+}
+
+/* dyt[s][p][c] = dy[s][c][p] for c < cout, 0 up to cpad: the dy of
+ * conv2d_cv_bwd_w, one vector of output channels per pixel. */
+__kernel void conv2d_transpose_dy(const int cout, const int plane, const int cpad, CTENSOR(dy), TENSOR(dyt)) {
+  const int c = get_global_id(0), p = get_global_id(1), s = get_global_id(2);
+  if (c >= cpad || p >= plane) return;
+  AT(dyt)[(s * plane + p) * cpad + c] = c < cout ? AT(dy)[(s * cout + c) * plane + p] : 0.0f;
+}
+
 /* xp[i][y][x] = x[i][y - ph][x - pw] for the planes i of x (h x w), 0 outside
  * it: the input of conv2d_cv_fwd, padded hp x wp. One work-item per output
  * element over (x, y, plane): no integer division. */

@@ -222,7 +222,8 @@ static void arg_sizes(skd_args *a, const struct geom *g, const skd_conv2d_params
   arg_geometry(a, p);
 }
 
-/* conv2d_cv_fwd's blocking: output channels (one vector) and pixels per work-item. */
+/* The vec kernels' blocking: output channels (one vector) and pixels per
+ * work-item (input channels per work-item in conv2d_cv_bwd_w). */
 #define CV_CHANNELS 16
 #define CV_PIXELS 8
 
@@ -249,9 +250,26 @@ static skd_status cv_transpose_weights(skd_context *ctx, const struct geom *g, c
   return skd_launch_1d(ctx, &a, cv_weight_floats(SKD_CONV2D_VEC, g), 256);
 }
 
-/* The workspace view xp of x zero-padded by (ph, pw) on every side. */
+/* Floats of x zero-padded by (ph, pw) on every side (0 when unpadded: the
+ * vec kernels then read x itself). */
+static skd_status cv_padded_floats(const skd_conv2d_params *p, const struct geom *g, size_t *floats) {
+  long long hp = (long long)g->h + 2LL * p->pad_h, wp = (long long)g->w + 2LL * p->pad_w;
+  long long n = p->pad_h > 0 || p->pad_w > 0 ? (long long)g->n * g->cin * hp * wp : 0;
+  if (n > INT_MAX)
+    return skd_error(SKD_EINVAL, "conv2d: the padded input (%lld floats) is too large for the vec kernels", n);
+  *floats = (size_t)n;
+  return SKD_OK;
+}
+
+/* *xp = x zero-padded by (ph, pw), written to ws at float `offset`, or x
+ * itself when unpadded. */
 static skd_status cv_pad_input(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g,
-                               const skd_tensor *x, const skd_tensor *xp) {
+                               const skd_tensor *x, cl_mem ws, size_t offset, skd_tensor *xp) {
+  if (p->pad_h == 0 && p->pad_w == 0) {
+    *xp = *x;
+    return SKD_OK;
+  }
+  *xp = skd_tensor_view(ws, offset, g->n, g->cin, g->h + 2 * p->pad_h, g->w + 2 * p->pad_w);
   skd_kernel *k;
   skd_status st = skd_kernel_get(ctx, "conv", "conv2d_pad_input", &k);
   if (st != SKD_OK) return st;
@@ -268,6 +286,20 @@ static skd_status cv_pad_input(skd_context *ctx, const skd_conv2d_params *p, con
   return skd_launch(ctx, &a, 3, global, NULL);
 }
 
+/* The vec kernels' leading sizes for the padded input xp: (cin, hp, wp,
+ * cout, ho, wo) and the geometry with no padding. */
+static void cv_arg_sizes(skd_args *a, const skd_conv2d_params *p, const struct geom *g, const skd_tensor *xp) {
+  skd_arg_int(a, g->cin);
+  skd_arg_int(a, xp->h);
+  skd_arg_int(a, xp->w);
+  skd_arg_int(a, g->cout);
+  skd_arg_int(a, g->ho);
+  skd_arg_int(a, g->wo);
+  skd_conv2d_params unpadded = *p;
+  unpadded.pad_h = unpadded.pad_w = 0;
+  arg_geometry(a, &unpadded);
+}
+
 /* y = conv(x) (+ bias) by conv2d_cv_fwd. The workspace after its first
  * `used` floats (which the caller holds) takes the transposed weights, then,
  * for a padded convolution, the zero-padded input. */
@@ -276,31 +308,20 @@ static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const
                              size_t used) {
   int cpad = cv_padded_cout(g);
   size_t floats = cv_weight_floats(SKD_CONV2D_VEC, g);
-  int padded = p->pad_h > 0 || p->pad_w > 0;
-  long long hp = (long long)g->h + 2LL * p->pad_h, wp = (long long)g->w + 2LL * p->pad_w;
-  long long xp_floats = padded ? (long long)g->n * g->cin * hp * wp : 0;
-  if (xp_floats > INT_MAX)
-    return skd_error(SKD_EINVAL, "conv2d: the padded input (%lld floats) is too large for the vec kernel", xp_floats);
+  size_t xp_floats = 0;
   cl_mem ws = NULL;
   skd_kernel *k;
-  skd_status st = skd_workspace_get(ctx, (used + floats + (size_t)xp_floats) * sizeof(float), &ws);
+  skd_tensor xp;
+  skd_status st = cv_padded_floats(p, g, &xp_floats);
+  if (st == SKD_OK) st = skd_workspace_get(ctx, (used + floats + xp_floats) * sizeof(float), &ws);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_cv_fwd", &k);
   if (st != SKD_OK) return st;
   skd_tensor wt = skd_tensor_view(ws, used, 1, 1, g->k, cpad);
-  skd_tensor xp = padded ? skd_tensor_view(ws, used + floats, g->n, g->cin, (int)hp, (int)wp) : *x;
   st = cv_transpose_weights(ctx, g, weight, &wt);
-  if (st == SKD_OK && padded) st = cv_pad_input(ctx, p, g, x, &xp);
+  if (st == SKD_OK) st = cv_pad_input(ctx, p, g, x, ws, used + floats, &xp);
   if (st != SKD_OK) return st;
   skd_args a = skd_args_begin(k);
-  skd_arg_int(&a, g->cin);
-  skd_arg_int(&a, xp.h);
-  skd_arg_int(&a, xp.w);
-  skd_arg_int(&a, g->cout);
-  skd_arg_int(&a, g->ho);
-  skd_arg_int(&a, g->wo);
-  skd_conv2d_params unpadded = *p;
-  unpadded.pad_h = unpadded.pad_w = 0;
-  arg_geometry(&a, &unpadded);
+  cv_arg_sizes(&a, p, g, &xp);
   skd_arg_tensor(&a, &xp);
   skd_arg_tensor(&a, &wt);
   skd_arg_int(&a, cpad);
@@ -388,6 +409,45 @@ static skd_status direct_backward_x(skd_context *ctx, const skd_conv2d_params *p
   size_t local[3] = {skd_context_wg(ctx, (size_t)t->wg), 1, 1};
   size_t global[3] = {(size_t)g->h * strips, (size_t)((g->cin + t->cob - 1) / t->cob), (size_t)g->n};
   skd_profile_work(ctx, "conv2d_direct_bwd_x", conv_flops(g), 0);
+  return skd_launch(ctx, &a, 3, global, local);
+}
+
+/* dweight += the weight gradient by conv2d_cv_bwd_w: x zero-padded and dy
+ * transposed to [n][pixel][co] first, both in the workspace. */
+static skd_status cv_backward_w(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g,
+                                const skd_tensor *x, const skd_tensor *dy, const skd_tensor *dweight) {
+  int cpad = cv_padded_cout(g);
+  size_t xp_floats = 0, dyt_floats = (size_t)g->n * (size_t)g->plane * (size_t)cpad;
+  cl_mem ws = NULL;
+  skd_kernel *kt, *k;
+  skd_tensor xp;
+  skd_status st = cv_padded_floats(p, g, &xp_floats);
+  if (st == SKD_OK) st = skd_workspace_get(ctx, (xp_floats + dyt_floats) * sizeof(float), &ws);
+  if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_transpose_dy", &kt);
+  if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_cv_bwd_w", &k);
+  if (st == SKD_OK) st = cv_pad_input(ctx, p, g, x, ws, 0, &xp);
+  if (st != SKD_OK) return st;
+  skd_tensor dyt = skd_tensor_view(ws, xp_floats, g->n, g->plane, 1, cpad);
+  skd_args a = skd_args_begin(kt);
+  skd_arg_int(&a, g->cout);
+  skd_arg_int(&a, g->plane);
+  skd_arg_int(&a, cpad);
+  skd_arg_tensor(&a, dy);
+  skd_arg_tensor(&a, &dyt);
+  size_t tglobal[3] = {(size_t)cpad, (size_t)g->plane, (size_t)g->n};
+  st = skd_launch(ctx, &a, 3, tglobal, NULL);
+  if (st != SKD_OK) return st;
+  a = skd_args_begin(k);
+  skd_arg_int(&a, g->n);
+  cv_arg_sizes(&a, p, g, &xp);
+  skd_arg_tensor(&a, &xp);
+  skd_arg_tensor(&a, &dyt);
+  skd_arg_int(&a, cpad);
+  skd_arg_tensor(&a, dweight);
+  size_t local[3] = {1, 1, 1}; /* as the forward: one work-item's registers are the block */
+  size_t global[3] = {(size_t)p->kh * (size_t)p->kw, ((size_t)g->cin + CV_PIXELS - 1) / CV_PIXELS,
+                      (size_t)(cpad / CV_CHANNELS)};
+  skd_profile_work(ctx, "conv2d_cv_bwd_w", conv_flops(g), 0);
   return skd_launch(ctx, &a, 3, global, local);
 }
 
@@ -512,7 +572,9 @@ static skd_status backward(skd_context *ctx, const skd_conv2d_params *p, struct 
     int done = 0;
     if (dx) st = flipped_backward_x(ctx, algo, p, &g, dy, weight, dx, &done);
     if (dx && st == SKD_OK && !done) st = direct_backward_x(ctx, p, &g, dy, weight, dx);
-    if (st == SKD_OK && dweight) st = direct_backward_w(ctx, p, &g, x, dy, dweight);
+    if (st == SKD_OK && dweight)
+      st = algo == SKD_CONV2D_VEC ? cv_backward_w(ctx, p, &g, x, dy, dweight)
+                                  : direct_backward_w(ctx, p, &g, x, dy, dweight);
     return st;
   }
   skd_matrix wm = skd_matrix_of(weight->mem, weight->offset, g.k);

@@ -200,12 +200,12 @@ __kernel void conv2d_direct_fwd(const int cin, const int h, const int w, const i
 
 /* wf[ci][co][ky][kx] = w[co][ci][kh-1-ky][kw-1-kx]: the weights of the
  * convolution that maps dy to dx when the stride is 1. */
-__kernel void conv2d_flip_weights(const int total, const int cin, const int cout, const int kh, const int kw,
-                                  CTENSOR(w), TENSOR(wf)) {
-  const int i = get_global_id(0);
-  if (i >= total) return;
-  const int kx = i % kw, ky = (i / kw) % kh, co = (i / (kw * kh)) % cout, ci = i / (kw * kh * cout);
-  AT(wf)[i] = AT(w)[((co * cin + ci) * kh + kh - 1 - ky) * kw + kw - 1 - kx];
+__kernel void conv2d_flip_weights(const int cin, const int cout, const int kh, const int kw, CTENSOR(w),
+                                  TENSOR(wf)) {
+  const int t = get_global_id(0), co = get_global_id(1), ci = get_global_id(2);
+  if (t >= kh * kw) return;
+  const int ky = t / kw, kx = t % kw;
+  AT(wf)[((ci * cout + co) * kh + ky) * kw + kx] = AT(w)[((co * cin + ci) * kh + kh - 1 - ky) * kw + kw - 1 - kx];
 }
 
 /* dx += the input gradient, directly (no columns), for strides above 1
@@ -337,17 +337,19 @@ __kernel void conv2d_direct_bwd_w(const int n, const int cin, const int h, const
 /* Direct forward convolution vectorised over output channels, for CPUs (the
  * layout oneDNN's direct kernels use): one work-item computes CONV_CVW
  * consecutive output channels as one vector for CONV_CPX consecutive pixels
- * of the flattened Ho x Wo plane, one accumulator vector per pixel held in
- * registers. Each tap loads one weight vector from wt, the weights transposed
- * to [tap][co] with co padded to `cpad` (conv2d_transpose_weights), and
- * multiplies it by each pixel's input value broadcast, so the inner loop is
- * CONV_CPX vector FMAs per weight load and nothing else. x is already
- * zero-padded (conv2d_pad_input; ph and pw are 0 here), so every tap of every
- * pixel is in bounds: each pixel keeps the offset of its window's corner and
- * no strip needs checks, even one that wraps to the next row. Channel blocks
- * past Cout compute on the zero padding and are not stored; pixels past the
- * plane compute on a clamped pixel and are not stored. y = conv(x) + bias
- * (has_bias), or y += conv(x) (accumulate). CONV_CVW: 4, 8 or 16. */
+ * of all samples' output planes taken as one (N x Ho x Wo) run, one
+ * accumulator vector per pixel held in registers. Each tap loads one weight
+ * vector from wt, the weights transposed to [tap][co] with co padded to
+ * `cpad` (conv2d_transpose_weights), and multiplies it by each pixel's input
+ * value broadcast, so the inner loop is CONV_CPX vector FMAs per weight load
+ * and nothing else. x is already zero-padded (conv2d_pad_input; ph and pw
+ * are 0 here), so every tap of every pixel is in bounds: each pixel keeps
+ * the offset of its window's corner, and a strip may wrap to the next row or
+ * sample (small planes, such as a discriminator's last 1 x 1, fill the strip
+ * from several samples). Channel blocks past Cout compute on the zero
+ * padding and are not stored; pixels past the end compute on a clamped
+ * pixel and are not stored. y = conv(x) + bias (has_bias), or y += conv(x)
+ * (accumulate). CONV_CVW: 4, 8 or 16. */
 #ifndef CONV_CVW
 #define CONV_CVW 16
 #endif
@@ -357,22 +359,22 @@ __kernel void conv2d_direct_bwd_w(const int n, const int cin, const int h, const
 #define CVEC CONV_CAT(float, CONV_CVW)
 #define CVLOAD CONV_CAT(vload, CONV_CVW)
 #define CVSTORE CONV_CAT(vstore, CONV_CVW)
-__kernel void conv2d_cv_fwd(const int cin, const int h, const int w, const int cout, const int ho, const int wo,
-                            GEOMETRY, CTENSOR(x), CTENSOR(wt), const int cpad, const int has_bias,
+__kernel void conv2d_cv_fwd(const int n, const int cin, const int h, const int w, const int cout, const int ho,
+                            const int wo, GEOMETRY, CTENSOR(x), CTENSOR(wt), const int cpad, const int has_bias,
                             CTENSOR(bias), const int accumulate, TENSOR(y)) {
-  const int plane = ho * wo;
+  const int plane = ho * wo, total = n * plane;
   const int p0 = get_global_id(0) * CONV_CPX;
   const int co0 = get_global_id(1) * CONV_CVW;
-  const int s = get_global_id(2);
-  if (p0 >= plane) return;
-  int corner[CONV_CPX];
+  if (p0 >= total) return;
+  int corner[CONV_CPX], out_at[CONV_CPX]; /* input window corner; output offset at channel 0 */
   _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) {
-    const int p = min(p0 + q, plane - 1);
-    corner[q] = (p / wo) * sh * w + (p % wo) * sw;
+    const int i = min(p0 + q, total - 1), s = i / plane, p = i % plane;
+    corner[q] = s * cin * h * w + (p / wo) * sh * w + (p % wo) * sw;
+    out_at[q] = s * cout * plane + p;
   }
   CVEC acc[CONV_CPX];
   _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) acc[q] = (CVEC)(0.0f);
-  __global const float *xc = AT(x) + s * cin * h * w;
+  __global const float *xc = AT(x);
   __global const float *wp = AT(wt) + co0;
   for (int ci = 0; ci < cin; ci++, xc += h * w) {
     for (int ky = 0; ky < kh; ky++) {
@@ -383,16 +385,15 @@ __kernel void conv2d_cv_fwd(const int cin, const int h, const int w, const int c
       }
     }
   }
-  __global float *ys = AT(y) + s * cout * plane;
-  const int nq = min(CONV_CPX, plane - p0);
+  const int nq = min(CONV_CPX, total - p0);
   float out[CONV_CPX][CONV_CVW];
   _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) CVSTORE(acc[q], 0, out[q]);
   for (int j = 0; j < CONV_CVW; j++) {
     const int co = co0 + j;
     if (co >= cout) break;
     const float b = has_bias ? AT(bias)[co] : 0.0f;
-    __global float *dst = ys + co * plane + p0;
-    for (int q = 0; q < nq; q++) dst[q] = (accumulate ? dst[q] : 0.0f) + out[q][j] + b;
+    __global float *dst = AT(y) + co * plane;
+    for (int q = 0; q < nq; q++) dst[out_at[q]] = (accumulate ? dst[out_at[q]] : 0.0f) + out[q][j] + b;
   }
 }
 
@@ -443,22 +444,43 @@ __kernel void conv2d_transpose_dy(const int cout, const int plane, const int cpa
   AT(dyt)[(s * plane + p) * cpad + c] = c < cout ? AT(dy)[(s * cout + c) * plane + p] : 0.0f;
 }
 
-/* xp[i][y][x] = x[i][y - ph][x - pw] for the planes i of x (h x w), 0 outside
- * it: the input of conv2d_cv_fwd, padded hp x wp. One work-item per output
- * element over (x, y, plane): no integer division. */
-__kernel void conv2d_pad_input(const int h, const int w, const int ph, const int pw, const int hp, const int wp,
-                               CTENSOR(x), TENSOR(xp)) {
+/* xp[i][top + y*sy][left + x*sx] = x[i][y][x] for the planes i of x (h x w),
+ * 0 everywhere else in the hp x wp planes of xp: the input of the vec
+ * kernels, zero-padded (and, for a strided convolution's dx, dy spread
+ * apart by the stride). */
+__kernel void conv2d_pad_input(const int h, const int w, const int top, const int left, const int sy, const int sx,
+                               const int hp, const int wp, CTENSOR(x), TENSOR(xp)) {
   const int px = get_global_id(0), py = get_global_id(1), plane = get_global_id(2);
   if (px >= wp || py >= hp) return;
-  const int xx = px - pw, yy = py - ph;
-  AT(xp)[(plane * hp + py) * wp + px] = yy >= 0 && yy < h && xx >= 0 && xx < w ? AT(x)[(plane * h + yy) * w + xx] : 0.0f;
+  int yy = py - top, xx = px - left;
+  int inside = yy >= 0 && xx >= 0;
+  if (sy > 1) { /* only strided dx pays for the divisions */
+    inside = inside && yy % sy == 0;
+    yy /= sy;
+  }
+  if (sx > 1) {
+    inside = inside && xx % sx == 0;
+    xx /= sx;
+  }
+  inside = inside && yy < h && xx < w;
+  AT(xp)[(plane * hp + py) * wp + px] = inside ? AT(x)[(plane * h + yy) * w + xx] : 0.0f;
 }
 
 /* wt[t][co] = w[co][t] for t < taps (t = (ci*kh + ky)*kw + kx), co < cpad,
- * 0 for co >= cout: the weights of conv2d_cv_fwd, one vector per tap. */
+ * 0 for co >= cout: the weights of conv2d_cv_fwd, one vector per tap. One
+ * work-item per tile of 16 taps x 16 channels: rows of w read as vectors. */
 __kernel void conv2d_transpose_weights(const int taps, const int cout, const int cpad, CTENSOR(w), TENSOR(wt)) {
-  const int i = get_global_id(0);
-  if (i >= taps * cpad) return;
-  const int t = i / cpad, co = i % cpad;
-  AT(wt)[i] = co < cout ? AT(w)[co * taps + t] : 0.0f;
+  const int t0 = get_global_id(0) * 16, co0 = get_global_id(1) * 16;
+  if (t0 >= taps || co0 >= cpad) return;
+  const int nt = min(16, taps - t0);
+  for (int c = 0; c < 16; c++) {
+    const int co = co0 + c;
+    float v[16];
+    if (co < cout && nt == 16) {
+      vstore16(vload16(0, AT(w) + co * taps + t0), 0, v);
+    } else {
+      for (int j = 0; j < 16; j++) v[j] = co < cout && j < nt ? AT(w)[co * taps + t0 + j] : 0.0f;
+    }
+    for (int j = 0; j < nt; j++) AT(wt)[(t0 + j) * cpad + co] = v[j];
+  }
 }

@@ -24,11 +24,11 @@ static int window_argmax(__global const float *xp, const int h, const int w, con
   return best;
 }
 
-__kernel void maxpool_fwd(const int total, const int h, const int w, const int oh, const int ow, const int k,
+__kernel void maxpool_fwd(const int h, const int w, const int oh, const int ow, const int k,
                           const int s, const int p, CTENSOR(x), TENSOR(y)) {
-  const int i = get_global_id(0);
-  if (i >= total) return;
-  const int ox = i % ow, oy = (i / ow) % oh, plane = i / (ow * oh);
+  const int ox = get_global_id(0), oy = get_global_id(1), plane = get_global_id(2);
+  if (ox >= ow || oy >= oh) return;
+  const int i = (plane * oh + oy) * ow + ox;
   __global const float *xp = AT(x) + plane * h * w;
   AT(y)[i] = xp[window_argmax(xp, h, w, oy, ox, k, s, p)];
 }
@@ -42,20 +42,20 @@ static int2 covering_windows(const int i, const int n_out, const int k, const in
 
 /* Backward, pass 1: each window's argmax (an offset in its plane), so that
  * pass 2 finds each input's windows' winners without recomputing them. */
-__kernel void maxpool_argmax(const int total, const int h, const int w, const int oh, const int ow, const int k,
+__kernel void maxpool_argmax(const int h, const int w, const int oh, const int ow, const int k,
                              const int s, const int p, CTENSOR(x), __global int *arg) {
-  const int i = get_global_id(0);
-  if (i >= total) return;
-  const int ox = i % ow, oy = (i / ow) % oh, plane = i / (ow * oh);
+  const int ox = get_global_id(0), oy = get_global_id(1), plane = get_global_id(2);
+  if (ox >= ow || oy >= oh) return;
+  const int i = (plane * oh + oy) * ow + ox;
   arg[i] = window_argmax(AT(x) + plane * h * w, h, w, oy, ox, k, s, p);
 }
 
 /* Pass 2: each input sums dy of the windows whose argmax it is. */
-__kernel void maxpool_bwd_x(const int total, const int h, const int w, const int oh, const int ow, const int k,
+__kernel void maxpool_bwd_x(const int h, const int w, const int oh, const int ow, const int k,
                             const int s, const int p, __global const int *arg, CTENSOR(dy), TENSOR(dx)) {
-  const int i = get_global_id(0);
-  if (i >= total) return;
-  const int ix = i % w, iy = (i / w) % h, plane = i / (w * h);
+  const int ix = get_global_id(0), iy = get_global_id(1), plane = get_global_id(2);
+  if (ix >= w || iy >= h) return;
+  const int i = (plane * h + iy) * w + ix;
   const int self = iy * w + ix;
   __global const int *ap = arg + plane * oh * ow;
   __global const float *dyp = AT(dy) + plane * oh * ow;
@@ -71,11 +71,11 @@ __kernel void maxpool_bwd_x(const int total, const int h, const int w, const int
 static int bin_start(const int b, const int in, const int out) { return (b * in) / out; }
 static int bin_end(const int b, const int in, const int out) { return ((b + 1) * in + out - 1) / out; }
 
-__kernel void adaptive_avgpool_fwd(const int total, const int h, const int w, const int bh, const int bw,
+__kernel void adaptive_avgpool_fwd(const int h, const int w, const int bh, const int bw,
                                    CTENSOR(x), TENSOR(y)) {
-  const int i = get_global_id(0);
-  if (i >= total) return;
-  const int bx = i % bw, by = (i / bw) % bh, plane = i / (bw * bh);
+  const int bx = get_global_id(0), by = get_global_id(1), plane = get_global_id(2);
+  if (bx >= bw || by >= bh) return;
+  const int i = (plane * bh + by) * bw + bx;
   __global const float *xp = AT(x) + plane * h * w;
   const int y0 = bin_start(by, h, bh), y1 = bin_end(by, h, bh);
   const int x0 = bin_start(bx, w, bw), x1 = bin_end(bx, w, bw);
@@ -91,11 +91,11 @@ static int2 covering_bins(const int i, const int in, const int out) {
   return (int2)((i * out) / in, min(((i + 1) * out + in - 1) / in - 1, out - 1));
 }
 
-__kernel void adaptive_avgpool_bwd_x(const int total, const int h, const int w, const int bh, const int bw,
+__kernel void adaptive_avgpool_bwd_x(const int h, const int w, const int bh, const int bw,
                                      CTENSOR(dy), TENSOR(dx)) {
-  const int i = get_global_id(0);
-  if (i >= total) return;
-  const int ix = i % w, iy = (i / w) % h, plane = i / (w * h);
+  const int ix = get_global_id(0), iy = get_global_id(1), plane = get_global_id(2);
+  if (ix >= w || iy >= h) return;
+  const int i = (plane * h + iy) * w + ix;
   __global const float *dyp = AT(dy) + plane * bh * bw;
   const int2 ry = covering_bins(iy, h, bh), rx = covering_bins(ix, w, bw);
   float acc = 0.0f;

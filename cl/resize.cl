@@ -24,11 +24,11 @@ static tap source(const int o, const int in, const float scale) {
   return t;
 }
 
-__kernel void resize_bilinear_fwd(const int total, const int h, const int w, const int oh, const int ow,
+__kernel void resize_bilinear_fwd(const int h, const int w, const int oh, const int ow,
                                   const float scale_h, const float scale_w, CTENSOR(x), TENSOR(y)) {
-  const int i = get_global_id(0);
-  if (i >= total) return;
-  const int ox = i % ow, oy = (i / ow) % oh, plane = i / (ow * oh);
+  const int ox = get_global_id(0), oy = get_global_id(1), plane = get_global_id(2);
+  if (ox >= ow || oy >= oh) return;
+  const int i = (plane * oh + oy) * ow + ox;
   __global const float *xp = AT(x) + plane * h * w;
   const tap ty = source(oy, h, scale_h), tx = source(ox, w, scale_w);
   __global const float *r0 = xp + ty.i0 * w, *r1 = xp + (ty.i0 + ty.off) * w;
@@ -60,11 +60,11 @@ static int2 reading_outputs(const int i, const int out, const float scale) {
 #define RESIZE_MAX_TAPS 64
 #endif
 
-__kernel void resize_bilinear_bwd_x(const int total, const int h, const int w, const int oh, const int ow,
+__kernel void resize_bilinear_bwd_x(const int h, const int w, const int oh, const int ow,
                                     const float scale_h, const float scale_w, CTENSOR(dy), TENSOR(dx)) {
-  const int i = get_global_id(0);
-  if (i >= total) return;
-  const int ix = i % w, iy = (i / w) % h, plane = i / (w * h);
+  const int ix = get_global_id(0), iy = get_global_id(1), plane = get_global_id(2);
+  if (ix >= w || iy >= h) return;
+  const int i = (plane * h + iy) * w + ix;
   __global const float *dyp = AT(dy) + plane * oh * ow;
   const int2 ry = reading_outputs(iy, oh, scale_h), rx = reading_outputs(ix, ow, scale_w);
   int oxs[RESIZE_MAX_TAPS];

@@ -65,10 +65,18 @@ __kernel void spectral_scale_fwd(const int n, CTENSOR(w), CTENSOR(sigma), TENSOR
   AT(w_sn)[i] = AT(w)[i] / AT(sigma)[0];
 }
 
-/* Backward, pass 1: partial sums of dW_sn * W over a fixed grid. */
-__kernel void spectral_dot_partial(const int n, CTENSOR(a), CTENSOR(b), TENSOR(part), __local float *scratch) {
+/* Backward, pass 1: partial sums of dW_sn * W over a fixed grid. chunk > 0:
+ * each work-item sums its own `chunk` consecutive elements (CPUs: one
+ * stream per core); 0: work-items stride by the grid size (GPUs: coalesced). */
+__kernel void spectral_dot_partial(const int n, const int chunk, CTENSOR(a), CTENSOR(b), TENSOR(part),
+                                   __local float *scratch) {
   float acc = 0.0f;
-  for (int i = get_global_id(0); i < n; i += get_global_size(0)) acc += AT(a)[i] * AT(b)[i];
+  if (chunk > 0) {
+    const int end = min(n, ((int)get_global_id(0) + 1) * chunk);
+    for (int i = get_global_id(0) * chunk; i < end; i++) acc += AT(a)[i] * AT(b)[i];
+  } else {
+    for (int i = get_global_id(0); i < n; i += get_global_size(0)) acc += AT(a)[i] * AT(b)[i];
+  }
   acc = group_sum(acc, scratch);
   if (get_local_id(0) == 0) AT(part)[get_group_id(0)] = acc;
 }
@@ -84,9 +92,9 @@ __kernel void spectral_dot_final(const int groups, CTENSOR(part), TENSOR(out), _
 /* dW += dW_sn / sigma - (d / sigma^2) u v^T with d = sum(dW_sn * W). */
 __kernel void spectral_bwd_w(const int rows, const int cols, CTENSOR(dw_sn), CTENSOR(u), CTENSOR(v),
                              CTENSOR(sigma), CTENSOR(d), TENSOR(dw)) {
-  const int idx = get_global_id(0);
-  if (idx >= rows * cols) return;
-  const int i = idx / cols, j = idx % cols;
+  const int j = get_global_id(0), i = get_global_id(1);
+  if (j >= cols || i >= rows) return;
+  const int idx = i * cols + j;
   const float sg = AT(sigma)[0];
   const float k = AT(d)[0] / (sg * sg);
   AT(dw)[idx] += AT(dw_sn)[idx] / sg - k * AT(u)[i] * AT(v)[j];

@@ -118,6 +118,10 @@ void skd_arg_local(skd_args *a, size_t bytes);
 skd_status skd_launch(skd_context *ctx, skd_args *a, cl_uint dims, const size_t *global, const size_t *local);
 /* 1-D launch over n items with work-group size wg (0: let the driver pick). */
 skd_status skd_launch_1d(skd_context *ctx, skd_args *a, size_t n, size_t wg);
+/* One work-item per element of `planes` planes of h x w, as a 3-D range
+ * (x, y, plane): kernels get their coordinates without integer division
+ * (which CPUs do one lane at a time). */
+skd_status skd_launch_planes(skd_context *ctx, skd_args *a, int w, int h, size_t planes);
 
 /* A work-group size for reductions: the power of two <= min(want, device max). */
 size_t skd_context_wg(const skd_context *ctx, size_t want);

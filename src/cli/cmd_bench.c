@@ -212,13 +212,15 @@ static double profile_peak_gflops(const cli_globals *g, int *width) {
 }
 
 int cmd_bench(const cli_globals *g, int argc, char **argv) {
-  int preset = 0, steps = 10, warmup = 2, json = 0, phases = 1, kernels = 0, size = 0;
+  int preset = 0, steps = 10, warmup = 2, json = 0, phases = 1, kernels = 0, size = 0, d_width = 0;
   const char *only = NULL;
   const cli_arg args[] = {
       {"preset", CLI_CHOICE, &preset,
        "networks and sizes: demo (the quickstart's), paper (resnet101 -> resnet18, 19 classes, crop 512, batch 8), "
        "paper-small (the same networks, crop 128, batch 2)",
        0, 0, preset_names, 0},
+      {"d-width", CLI_INT, &d_width, "the discriminator's base width instead of the preset's (0: the preset's)", 0,
+       4096, NULL, 0},
       {"steps", CLI_INT, &steps, "measured steps (the median is reported)", 1, 100000, NULL, 0},
       {"warmup", CLI_INT, &warmup, "steps run first and left out (kernel builds, buffer growth)", 0, 100000, NULL, 0},
       {"phases", CLI_FLAG, &phases, "time every phase (a device sync after each; --no-phases: whole steps only)", 0, 0,
@@ -238,7 +240,9 @@ int cmd_bench(const cli_globals *g, int argc, char **argv) {
                      (int)(sizeof args / sizeof args[0]), argc, argv);
   if (rc) return rc == 1 ? 0 : rc;
   if (kernels) return bench_kernels(g, size, only, steps, warmup, json);
-  const struct preset *p = &presets[preset];
+  struct preset chosen = presets[preset];
+  if (d_width > 0) chosen.d_width = d_width;
+  const struct preset *p = &chosen;
 
   const char *tmp = getenv("TMPDIR");
   char dir[512]; /* leaves room for the file names under it */

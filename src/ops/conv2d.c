@@ -247,43 +247,58 @@ static skd_status cv_transpose_weights(skd_context *ctx, const struct geom *g, c
   skd_arg_int(&a, cv_padded_cout(g));
   skd_arg_tensor(&a, weight);
   skd_arg_tensor(&a, wt);
-  return skd_launch_1d(ctx, &a, cv_weight_floats(SKD_CONV2D_VEC, g), 256);
+  return skd_launch_planes(ctx, &a, (g->k + 15) / 16, cv_padded_cout(g) / 16, 1);
 }
 
-/* Floats of x zero-padded by (ph, pw) on every side (0 when unpadded: the
- * vec kernels then read x itself). */
-static skd_status cv_padded_floats(const skd_conv2d_params *p, const struct geom *g, size_t *floats) {
-  long long hp = (long long)g->h + 2LL * p->pad_h, wp = (long long)g->w + 2LL * p->pad_w;
-  long long n = p->pad_h > 0 || p->pad_w > 0 ? (long long)g->n * g->cin * hp * wp : 0;
+/* Where the vec kernels find their input in its zero-padded copy: element
+ * (iy, ix) of each plane at (top + iy*sy, left + ix*sx) of an hp x wp plane.
+ * sy, sx > 1 spread dy apart for a strided convolution's dx. */
+struct cv_layout {
+  int top, left, sy, sx, hp, wp;
+};
+
+/* x padded by the convolution's own padding. */
+static struct cv_layout padded_layout(const skd_conv2d_params *p, const struct geom *g) {
+  struct cv_layout l = {p->pad_h, p->pad_w, 1, 1, g->h + 2 * p->pad_h, g->w + 2 * p->pad_w};
+  return l;
+}
+
+/* Floats of the padded copy of x (0 when the layout is x's own: the vec
+ * kernels then read x itself). */
+static skd_status cv_layout_floats(const skd_tensor *x, const struct cv_layout *l, size_t *floats) {
+  int same = l->top == 0 && l->left == 0 && l->sy == 1 && l->sx == 1 && l->hp == x->h && l->wp == x->w;
+  long long n = same ? 0 : (long long)x->n * x->c * l->hp * l->wp;
   if (n > INT_MAX)
     return skd_error(SKD_EINVAL, "conv2d: the padded input (%lld floats) is too large for the vec kernels", n);
   *floats = (size_t)n;
   return SKD_OK;
 }
 
-/* *xp = x zero-padded by (ph, pw), written to ws at float `offset`, or x
- * itself when unpadded. */
-static skd_status cv_pad_input(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g,
-                               const skd_tensor *x, cl_mem ws, size_t offset, skd_tensor *xp) {
-  if (p->pad_h == 0 && p->pad_w == 0) {
+/* *xp = x laid out as l, written to ws at float `offset` (x itself when no
+ * copy is needed). */
+static skd_status cv_pad_input(skd_context *ctx, const skd_tensor *x, const struct cv_layout *l, cl_mem ws,
+                               size_t offset, skd_tensor *xp) {
+  size_t floats = 0;
+  skd_status st = cv_layout_floats(x, l, &floats);
+  if (st != SKD_OK || floats == 0) {
     *xp = *x;
-    return SKD_OK;
+    return st;
   }
-  *xp = skd_tensor_view(ws, offset, g->n, g->cin, g->h + 2 * p->pad_h, g->w + 2 * p->pad_w);
+  *xp = skd_tensor_view(ws, offset, x->n, x->c, l->hp, l->wp);
   skd_kernel *k;
-  skd_status st = skd_kernel_get(ctx, "conv", "conv2d_pad_input", &k);
-  if (st != SKD_OK) return st;
+  if ((st = skd_kernel_get(ctx, "conv", "conv2d_pad_input", &k)) != SKD_OK) return st;
   skd_args a = skd_args_begin(k);
-  skd_arg_int(&a, g->h);
-  skd_arg_int(&a, g->w);
-  skd_arg_int(&a, p->pad_h);
-  skd_arg_int(&a, p->pad_w);
-  skd_arg_int(&a, xp->h);
-  skd_arg_int(&a, xp->w);
+  skd_arg_int(&a, x->h);
+  skd_arg_int(&a, x->w);
+  skd_arg_int(&a, l->top);
+  skd_arg_int(&a, l->left);
+  skd_arg_int(&a, l->sy);
+  skd_arg_int(&a, l->sx);
+  skd_arg_int(&a, l->hp);
+  skd_arg_int(&a, l->wp);
   skd_arg_tensor(&a, x);
   skd_arg_tensor(&a, xp);
-  size_t global[3] = {(size_t)xp->w, (size_t)xp->h, (size_t)xp->n * (size_t)xp->c};
-  return skd_launch(ctx, &a, 3, global, NULL);
+  return skd_launch_planes(ctx, &a, l->wp, l->hp, (size_t)x->n * (size_t)x->c);
 }
 
 /* The vec kernels' leading sizes for the padded input xp: (cin, hp, wp,
@@ -312,15 +327,17 @@ static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const
   cl_mem ws = NULL;
   skd_kernel *k;
   skd_tensor xp;
-  skd_status st = cv_padded_floats(p, g, &xp_floats);
+  struct cv_layout layout = padded_layout(p, g);
+  skd_status st = cv_layout_floats(x, &layout, &xp_floats);
   if (st == SKD_OK) st = skd_workspace_get(ctx, (used + floats + xp_floats) * sizeof(float), &ws);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_cv_fwd", &k);
   if (st != SKD_OK) return st;
   skd_tensor wt = skd_tensor_view(ws, used, 1, 1, g->k, cpad);
   st = cv_transpose_weights(ctx, g, weight, &wt);
-  if (st == SKD_OK) st = cv_pad_input(ctx, p, g, x, ws, used + floats, &xp);
+  if (st == SKD_OK) st = cv_pad_input(ctx, x, &layout, ws, used + floats, &xp);
   if (st != SKD_OK) return st;
   skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, g->n);
   cv_arg_sizes(&a, p, g, &xp);
   skd_arg_tensor(&a, &xp);
   skd_arg_tensor(&a, &wt);
@@ -330,7 +347,7 @@ static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const
   skd_arg_int(&a, accumulate);
   skd_arg_tensor(&a, y);
   size_t local[3] = {1, 1, 1}; /* one work-item's registers are the block: nothing to share */
-  size_t global[3] = {((size_t)g->plane + CV_PIXELS - 1) / CV_PIXELS, (size_t)(cpad / CV_CHANNELS), (size_t)g->n};
+  size_t global[3] = {((size_t)g->n * (size_t)g->plane + CV_PIXELS - 1) / CV_PIXELS, (size_t)(cpad / CV_CHANNELS), 1};
   skd_profile_work(ctx, "conv2d_cv_fwd", conv_flops(g), 0);
   return skd_launch(ctx, &a, 3, global, local);
 }
@@ -361,36 +378,55 @@ static skd_status direct_forward(skd_context *ctx, skd_conv2d_algo algo, const s
   return skd_launch(ctx, &a, 3, global, local);
 }
 
-/* dx += the input gradient of a stride-1 convolution as a forward one: dy
- * convolved with the flipped, transposed weights (in the workspace) and
- * padding dilation*(k-1) - pad, by the faster forward kernel. 0 in *done
- * when the padding would be negative (the caller uses the gather kernel). */
+/* dx += the input gradient as a forward convolution: dy convolved with the
+ * flipped, transposed weights (in the workspace) and padding
+ * dilation*(k-1) - pad, by the faster forward kernel. A strided convolution
+ * (vec only) first spreads dy apart by its stride, zeros between, so the
+ * same stride-1 kernel applies. 0 in *done when the padding would be
+ * negative, or for a strided direct convolution (the caller uses the gather
+ * kernel). */
 static skd_status flipped_backward_x(skd_context *ctx, skd_conv2d_algo algo, const skd_conv2d_params *p,
                                      const struct geom *g, const skd_tensor *dy, const skd_tensor *weight,
                                      const skd_tensor *dx, int *done) {
   skd_conv2d_params q = *p;
   q.pad_h = p->dilation_h * (p->kh - 1) - p->pad_h;
   q.pad_w = p->dilation_w * (p->kw - 1) - p->pad_w;
-  *done = p->stride_h == 1 && p->stride_w == 1 && q.pad_h >= 0 && q.pad_w >= 0;
+  int strided = p->stride_h > 1 || p->stride_w > 1;
+  *done = q.pad_h >= 0 && q.pad_w >= 0 && (!strided || algo == SKD_CONV2D_VEC);
   if (!*done) return SKD_OK;
-  struct geom t = {g->n, g->cout, g->ho, g->wo, g->cin, g->h, g->w, g->cout * p->kh * p->kw, g->h * g->w};
+  /* dy spread: element (oy, ox) at (q.pad_h + oy*sh, q.pad_w + ox*sw) of an
+   * (h + dh*(kh-1)) x (w + dw*(kw-1)) plane, so the stride-1 output is h x w. */
+  struct cv_layout spread = {q.pad_h, q.pad_w, p->stride_h, p->stride_w, g->h + p->dilation_h * (p->kh - 1),
+                             g->w + p->dilation_w * (p->kw - 1)};
+  size_t spread_floats = 0;
+  if (strided) {
+    q.stride_h = q.stride_w = 1;
+    q.pad_h = q.pad_w = 0;
+  }
+  struct geom t = {g->n, g->cout, strided ? spread.hp : g->ho, strided ? spread.wp : g->wo, g->cin, g->h, g->w,
+                   g->cout * p->kh * p->kw, g->h * g->w};
   int total = g->cin * g->cout * p->kh * p->kw;
-  cl_mem flipped = NULL;
+  cl_mem ws = NULL;
   skd_kernel *k;
-  skd_status st = skd_workspace_get(ctx, ((size_t)total + cv_weight_floats(algo, &t)) * sizeof(float), &flipped);
+  skd_tensor dys = *dy;
+  skd_status st = strided ? cv_layout_floats(dy, &spread, &spread_floats) : SKD_OK;
+  if (st == SKD_OK)
+    st = skd_workspace_get(ctx, ((size_t)total + spread_floats + cv_weight_floats(algo, &t)) * sizeof(float), &ws);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_flip_weights", &k);
+  if (st == SKD_OK && strided) st = cv_pad_input(ctx, dy, &spread, ws, (size_t)total, &dys);
   if (st != SKD_OK) return st;
-  skd_tensor wf = skd_tensor_view(flipped, 0, g->cin, g->cout, p->kh, p->kw);
+  skd_tensor wf = skd_tensor_view(ws, 0, g->cin, g->cout, p->kh, p->kw);
   skd_args a = skd_args_begin(k);
-  skd_arg_int(&a, total);
   skd_arg_int(&a, g->cin);
   skd_arg_int(&a, g->cout);
   skd_arg_int(&a, p->kh);
   skd_arg_int(&a, p->kw);
   skd_arg_tensor(&a, weight);
   skd_arg_tensor(&a, &wf);
-  st = skd_launch_1d(ctx, &a, (size_t)total, 256);
-  return st == SKD_OK ? direct_forward(ctx, algo, &q, &t, dy, &wf, NULL, 1, dx, (size_t)total) : st;
+  size_t global[3] = {(size_t)p->kh * (size_t)p->kw, (size_t)g->cout, (size_t)g->cin};
+  st = skd_launch(ctx, &a, 3, global, NULL);
+  return st == SKD_OK ? direct_forward(ctx, algo, &q, &t, &dys, &wf, NULL, 1, dx, (size_t)total + spread_floats)
+                      : st;
 }
 
 /* dx += the input gradient by conv2d_direct_bwd_x. */
@@ -421,11 +457,12 @@ static skd_status cv_backward_w(skd_context *ctx, const skd_conv2d_params *p, co
   cl_mem ws = NULL;
   skd_kernel *kt, *k;
   skd_tensor xp;
-  skd_status st = cv_padded_floats(p, g, &xp_floats);
+  struct cv_layout layout = padded_layout(p, g);
+  skd_status st = cv_layout_floats(x, &layout, &xp_floats);
   if (st == SKD_OK) st = skd_workspace_get(ctx, (xp_floats + dyt_floats) * sizeof(float), &ws);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_transpose_dy", &kt);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_cv_bwd_w", &k);
-  if (st == SKD_OK) st = cv_pad_input(ctx, p, g, x, ws, 0, &xp);
+  if (st == SKD_OK) st = cv_pad_input(ctx, x, &layout, ws, 0, &xp);
   if (st != SKD_OK) return st;
   skd_tensor dyt = skd_tensor_view(ws, xp_floats, g->n, g->plane, 1, cpad);
   skd_args a = skd_args_begin(kt);

@@ -33,15 +33,15 @@ static skd_status maxpool_check(const skd_tensor *x, const skd_tensor *y, skd_po
 }
 
 /* Fetches the kernel and sets the arguments every pool kernel starts with:
- * (total, h, w, oh, ow[, k, s, p]) where (h, w) is the size of x and (oh, ow)
- * of y. The caller adds the tensors and launches over `total` items. */
-static skd_status pool_begin(skd_context *ctx, const char *kernel, size_t total, const skd_tensor *x,
+ * (h, w, oh, ow[, k, s, p]) where (h, w) is the size of x and (oh, ow) of y.
+ * The caller adds the tensors and launches over the elements it writes
+ * (launch_over). */
+static skd_status pool_begin(skd_context *ctx, const char *kernel, const skd_tensor *x,
                              const skd_tensor *y, const skd_pool2d *p, skd_args *a) {
   skd_kernel *k;
   skd_status st = skd_kernel_get(ctx, "pool", kernel, &k);
   if (st != SKD_OK) return st;
   *a = skd_args_begin(k);
-  skd_arg_int(a, (int)total);
   skd_arg_int(a, x->h);
   skd_arg_int(a, x->w);
   skd_arg_int(a, y->h);
@@ -54,20 +54,22 @@ static skd_status pool_begin(skd_context *ctx, const char *kernel, size_t total,
   return SKD_OK;
 }
 
+static skd_status launch_over(skd_context *ctx, skd_args *a, const skd_tensor *t) {
+  return skd_launch_planes(ctx, a, t->w, t->h, (size_t)t->n * (size_t)t->c);
+}
+
 skd_status skd_maxpool2d_forward(skd_context *ctx, const skd_tensor *x, const skd_tensor *y, skd_pool2d p) {
-  size_t total = skd_tensor_numel(y);
   skd_args a;
   skd_status st = maxpool_check(x, y, p, "maxpool2d forward: y");
-  if (st == SKD_OK) st = pool_begin(ctx, "maxpool_fwd", total, x, y, &p, &a);
+  if (st == SKD_OK) st = pool_begin(ctx, "maxpool_fwd", x, y, &p, &a);
   if (st != SKD_OK) return st;
   skd_arg_tensor(&a, x);
   skd_arg_tensor(&a, y);
-  return skd_launch_1d(ctx, &a, total, 256);
+  return launch_over(ctx, &a, y);
 }
 
 skd_status skd_maxpool2d_backward(skd_context *ctx, const skd_tensor *x, const skd_tensor *dy,
                                   const skd_tensor *dx, skd_pool2d p) {
-  size_t total = skd_tensor_numel(dx);
   skd_args a;
   skd_status st = maxpool_check(x, dy, p, "maxpool2d backward: dy");
   if (st == SKD_OK) st = skd_tensor_expect_same(dx, x, "maxpool2d backward: dx");
@@ -75,16 +77,16 @@ skd_status skd_maxpool2d_backward(skd_context *ctx, const skd_tensor *x, const s
   size_t windows = skd_tensor_numel(dy);
   cl_mem arg = NULL;
   if (st == SKD_OK) st = skd_workspace_get(ctx, windows * sizeof(int), &arg);
-  if (st == SKD_OK) st = pool_begin(ctx, "maxpool_argmax", windows, x, dy, &p, &a);
+  if (st == SKD_OK) st = pool_begin(ctx, "maxpool_argmax", x, dy, &p, &a);
   if (st != SKD_OK) return st;
   skd_arg_tensor(&a, x);
   skd_arg_mem(&a, arg);
-  if ((st = skd_launch_1d(ctx, &a, windows, 256)) != SKD_OK) return st;
-  if ((st = pool_begin(ctx, "maxpool_bwd_x", total, x, dy, &p, &a)) != SKD_OK) return st;
+  if ((st = launch_over(ctx, &a, dy)) != SKD_OK) return st;
+  if ((st = pool_begin(ctx, "maxpool_bwd_x", x, dy, &p, &a)) != SKD_OK) return st;
   skd_arg_mem(&a, arg);
   skd_arg_tensor(&a, dy);
   skd_arg_tensor(&a, dx);
-  return skd_launch_1d(ctx, &a, total, 256);
+  return launch_over(ctx, &a, dx);
 }
 
 static skd_status adaptive_check(const skd_tensor *x, const skd_tensor *y, const char *op) {
@@ -99,23 +101,21 @@ static skd_status adaptive_check(const skd_tensor *x, const skd_tensor *y, const
 }
 
 skd_status skd_adaptive_avgpool2d_forward(skd_context *ctx, const skd_tensor *x, const skd_tensor *y) {
-  size_t total = skd_tensor_numel(y);
   skd_args a;
   skd_status st = adaptive_check(x, y, "adaptive_avgpool2d forward: y");
-  if (st == SKD_OK) st = pool_begin(ctx, "adaptive_avgpool_fwd", total, x, y, NULL, &a);
+  if (st == SKD_OK) st = pool_begin(ctx, "adaptive_avgpool_fwd", x, y, NULL, &a);
   if (st != SKD_OK) return st;
   skd_arg_tensor(&a, x);
   skd_arg_tensor(&a, y);
-  return skd_launch_1d(ctx, &a, total, 256);
+  return launch_over(ctx, &a, y);
 }
 
 skd_status skd_adaptive_avgpool2d_backward(skd_context *ctx, const skd_tensor *dy, const skd_tensor *dx) {
-  size_t total = skd_tensor_numel(dx);
   skd_args a;
   skd_status st = adaptive_check(dx, dy, "adaptive_avgpool2d backward: dy");
-  if (st == SKD_OK) st = pool_begin(ctx, "adaptive_avgpool_bwd_x", total, dx, dy, NULL, &a);
+  if (st == SKD_OK) st = pool_begin(ctx, "adaptive_avgpool_bwd_x", dx, dy, NULL, &a);
   if (st != SKD_OK) return st;
   skd_arg_tensor(&a, dy);
   skd_arg_tensor(&a, dx);
-  return skd_launch_1d(ctx, &a, total, 256);
+  return launch_over(ctx, &a, dx);
 }

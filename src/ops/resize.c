@@ -14,15 +14,14 @@ static skd_status resize_check(const skd_tensor *x, const skd_tensor *y, const c
   return SKD_OK;
 }
 
-/* Both kernels take (total, h, w, oh, ow, scale_h, scale_w, src, dst) with
- * (h, w) the input's size and (oh, ow) the output's. */
-static skd_status launch(skd_context *ctx, const char *kernel, size_t total, const skd_tensor *x,
-                         const skd_tensor *y, const skd_tensor *src, const skd_tensor *dst) {
+/* Both kernels take (h, w, oh, ow, scale_h, scale_w, src, dst) with (h, w)
+ * the input's size and (oh, ow) the output's, one work-item per element of dst. */
+static skd_status launch(skd_context *ctx, const char *kernel, const skd_tensor *x, const skd_tensor *y,
+                         const skd_tensor *src, const skd_tensor *dst) {
   skd_kernel *k;
   skd_status st = skd_kernel_get(ctx, "resize", kernel, &k);
   if (st != SKD_OK) return st;
   skd_args a = skd_args_begin(k);
-  skd_arg_int(&a, (int)total);
   skd_arg_int(&a, x->h);
   skd_arg_int(&a, x->w);
   skd_arg_int(&a, y->h);
@@ -31,17 +30,17 @@ static skd_status launch(skd_context *ctx, const char *kernel, size_t total, con
   skd_arg_float(&a, align_scale(x->w, y->w));
   skd_arg_tensor(&a, src);
   skd_arg_tensor(&a, dst);
-  return skd_launch_1d(ctx, &a, total, 256);
+  return skd_launch_planes(ctx, &a, dst->w, dst->h, (size_t)dst->n * (size_t)dst->c);
 }
 
 skd_status skd_resize_bilinear_forward(skd_context *ctx, const skd_tensor *x, const skd_tensor *y) {
   skd_status st = resize_check(x, y, "resize_bilinear forward: y");
   if (st != SKD_OK) return st;
-  return launch(ctx, "resize_bilinear_fwd", skd_tensor_numel(y), x, y, x, y);
+  return launch(ctx, "resize_bilinear_fwd", x, y, x, y);
 }
 
 skd_status skd_resize_bilinear_backward(skd_context *ctx, const skd_tensor *dy, const skd_tensor *dx) {
   skd_status st = resize_check(dx, dy, "resize_bilinear backward: dy");
   if (st != SKD_OK) return st;
-  return launch(ctx, "resize_bilinear_bwd_x", skd_tensor_numel(dx), dx, dy, dy, dx);
+  return launch(ctx, "resize_bilinear_bwd_x", dx, dy, dy, dx);
 }

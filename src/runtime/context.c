@@ -230,6 +230,11 @@ skd_status skd_launch(skd_context *ctx, skd_args *a, cl_uint dims, const size_t 
   return SKD_OK;
 }
 
+skd_status skd_launch_planes(skd_context *ctx, skd_args *a, int w, int h, size_t planes) {
+  size_t global[3] = {(size_t)w, (size_t)h, planes};
+  return skd_launch(ctx, a, 3, global, NULL);
+}
+
 skd_status skd_launch_1d(skd_context *ctx, skd_args *a, size_t n, size_t wg) {
   size_t local = wg ? skd_context_wg(ctx, wg) : 0;
   return skd_launch(ctx, a, 1, &n, local ? &local : NULL);

@@ -444,26 +444,15 @@ __kernel void conv2d_transpose_dy(const int cout, const int plane, const int cpa
   AT(dyt)[(s * plane + p) * cpad + c] = c < cout ? AT(dy)[(s * cout + c) * plane + p] : 0.0f;
 }
 
-/* xp[i][top + y*sy][left + x*sx] = x[i][y][x] for the planes i of x (h x w),
- * 0 everywhere else in the hp x wp planes of xp: the input of the vec
- * kernels, zero-padded (and, for a strided convolution's dx, dy spread
- * apart by the stride). */
-__kernel void conv2d_pad_input(const int h, const int w, const int top, const int left, const int sy, const int sx,
-                               const int hp, const int wp, CTENSOR(x), TENSOR(xp)) {
+/* xp[i][top + y][left + x] = x[i][y][x] for the planes i of x (h x w), 0
+ * everywhere else in the hp x wp planes of xp: the zero-padded input of the
+ * vec kernels. */
+__kernel void conv2d_pad_input(const int h, const int w, const int top, const int left, const int hp, const int wp,
+                               CTENSOR(x), TENSOR(xp)) {
   const int px = get_global_id(0), py = get_global_id(1), plane = get_global_id(2);
   if (px >= wp || py >= hp) return;
-  int yy = py - top, xx = px - left;
-  int inside = yy >= 0 && xx >= 0;
-  if (sy > 1) { /* only strided dx pays for the divisions */
-    inside = inside && yy % sy == 0;
-    yy /= sy;
-  }
-  if (sx > 1) {
-    inside = inside && xx % sx == 0;
-    xx /= sx;
-  }
-  inside = inside && yy < h && xx < w;
-  AT(xp)[(plane * hp + py) * wp + px] = inside ? AT(x)[(plane * h + yy) * w + xx] : 0.0f;
+  const int yy = py - top, xx = px - left;
+  AT(xp)[(plane * hp + py) * wp + px] = yy >= 0 && yy < h && xx >= 0 && xx < w ? AT(x)[(plane * h + yy) * w + xx] : 0.0f;
 }
 
 /* wt[t][co] = w[co][t] for t < taps (t = (ci*kh + ky)*kw + kx), co < cpad,

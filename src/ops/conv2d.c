@@ -250,23 +250,20 @@ static skd_status cv_transpose_weights(skd_context *ctx, const struct geom *g, c
   return skd_launch_planes(ctx, &a, (g->k + 15) / 16, cv_padded_cout(g) / 16, 1);
 }
 
-/* Where the vec kernels find their input in its zero-padded copy: element
- * (iy, ix) of each plane at (top + iy*sy, left + ix*sx) of an hp x wp plane.
- * sy, sx > 1 spread dy apart for a strided convolution's dx. */
+/* The vec kernels' input: x zero-padded by the convolution's padding. */
 struct cv_layout {
-  int top, left, sy, sx, hp, wp;
+  int top, left, hp, wp;
 };
 
-/* x padded by the convolution's own padding. */
 static struct cv_layout padded_layout(const skd_conv2d_params *p, const struct geom *g) {
-  struct cv_layout l = {p->pad_h, p->pad_w, 1, 1, g->h + 2 * p->pad_h, g->w + 2 * p->pad_w};
+  struct cv_layout l = {p->pad_h, p->pad_w, g->h + 2 * p->pad_h, g->w + 2 * p->pad_w};
   return l;
 }
 
-/* Floats of the padded copy of x (0 when the layout is x's own: the vec
- * kernels then read x itself). */
+/* Floats of the padded copy of x (0 when unpadded: the vec kernels then
+ * read x itself). */
 static skd_status cv_layout_floats(const skd_tensor *x, const struct cv_layout *l, size_t *floats) {
-  int same = l->top == 0 && l->left == 0 && l->sy == 1 && l->sx == 1 && l->hp == x->h && l->wp == x->w;
+  int same = l->top == 0 && l->left == 0;
   long long n = same ? 0 : (long long)x->n * x->c * l->hp * l->wp;
   if (n > INT_MAX)
     return skd_error(SKD_EINVAL, "conv2d: the padded input (%lld floats) is too large for the vec kernels", n);
@@ -292,8 +289,6 @@ static skd_status cv_pad_input(skd_context *ctx, const skd_tensor *x, const stru
   skd_arg_int(&a, x->w);
   skd_arg_int(&a, l->top);
   skd_arg_int(&a, l->left);
-  skd_arg_int(&a, l->sy);
-  skd_arg_int(&a, l->sx);
   skd_arg_int(&a, l->hp);
   skd_arg_int(&a, l->wp);
   skd_arg_tensor(&a, x);
@@ -378,44 +373,29 @@ static skd_status direct_forward(skd_context *ctx, skd_conv2d_algo algo, const s
   return skd_launch(ctx, &a, 3, global, local);
 }
 
-/* dx += the input gradient as a forward convolution: dy convolved with the
- * flipped, transposed weights (in the workspace) and padding
- * dilation*(k-1) - pad, by the faster forward kernel. A strided convolution
- * (vec only) first spreads dy apart by its stride, zeros between, so the
- * same stride-1 kernel applies. 0 in *done when the padding would be
- * negative, or for a strided direct convolution (the caller uses the gather
- * kernel). */
+/* dx += the input gradient of a stride-1 convolution as a forward one: dy
+ * convolved with the flipped, transposed weights (in the workspace) and
+ * padding dilation*(k-1) - pad, by the faster forward kernel. 0 in *done
+ * when the padding would be negative (the caller uses the gather kernel).
+ * (Strided ones stay with the gather kernel: spreading dy apart by the
+ * stride to use the forward kernel measured slower on the discriminator's
+ * layers, docs/PERFORMANCE.md.) */
 static skd_status flipped_backward_x(skd_context *ctx, skd_conv2d_algo algo, const skd_conv2d_params *p,
                                      const struct geom *g, const skd_tensor *dy, const skd_tensor *weight,
                                      const skd_tensor *dx, int *done) {
   skd_conv2d_params q = *p;
   q.pad_h = p->dilation_h * (p->kh - 1) - p->pad_h;
   q.pad_w = p->dilation_w * (p->kw - 1) - p->pad_w;
-  int strided = p->stride_h > 1 || p->stride_w > 1;
-  *done = q.pad_h >= 0 && q.pad_w >= 0 && (!strided || algo == SKD_CONV2D_VEC);
+  *done = p->stride_h == 1 && p->stride_w == 1 && q.pad_h >= 0 && q.pad_w >= 0;
   if (!*done) return SKD_OK;
-  /* dy spread: element (oy, ox) at (q.pad_h + oy*sh, q.pad_w + ox*sw) of an
-   * (h + dh*(kh-1)) x (w + dw*(kw-1)) plane, so the stride-1 output is h x w. */
-  struct cv_layout spread = {q.pad_h, q.pad_w, p->stride_h, p->stride_w, g->h + p->dilation_h * (p->kh - 1),
-                             g->w + p->dilation_w * (p->kw - 1)};
-  size_t spread_floats = 0;
-  if (strided) {
-    q.stride_h = q.stride_w = 1;
-    q.pad_h = q.pad_w = 0;
-  }
-  struct geom t = {g->n, g->cout, strided ? spread.hp : g->ho, strided ? spread.wp : g->wo, g->cin, g->h, g->w,
-                   g->cout * p->kh * p->kw, g->h * g->w};
+  struct geom t = {g->n, g->cout, g->ho, g->wo, g->cin, g->h, g->w, g->cout * p->kh * p->kw, g->h * g->w};
   int total = g->cin * g->cout * p->kh * p->kw;
-  cl_mem ws = NULL;
+  cl_mem flipped = NULL;
   skd_kernel *k;
-  skd_tensor dys = *dy;
-  skd_status st = strided ? cv_layout_floats(dy, &spread, &spread_floats) : SKD_OK;
-  if (st == SKD_OK)
-    st = skd_workspace_get(ctx, ((size_t)total + spread_floats + cv_weight_floats(algo, &t)) * sizeof(float), &ws);
+  skd_status st = skd_workspace_get(ctx, ((size_t)total + cv_weight_floats(algo, &t)) * sizeof(float), &flipped);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_flip_weights", &k);
-  if (st == SKD_OK && strided) st = cv_pad_input(ctx, dy, &spread, ws, (size_t)total, &dys);
   if (st != SKD_OK) return st;
-  skd_tensor wf = skd_tensor_view(ws, 0, g->cin, g->cout, p->kh, p->kw);
+  skd_tensor wf = skd_tensor_view(flipped, 0, g->cin, g->cout, p->kh, p->kw);
   skd_args a = skd_args_begin(k);
   skd_arg_int(&a, g->cin);
   skd_arg_int(&a, g->cout);
@@ -425,8 +405,7 @@ static skd_status flipped_backward_x(skd_context *ctx, skd_conv2d_algo algo, con
   skd_arg_tensor(&a, &wf);
   size_t global[3] = {(size_t)p->kh * (size_t)p->kw, (size_t)g->cout, (size_t)g->cin};
   st = skd_launch(ctx, &a, 3, global, NULL);
-  return st == SKD_OK ? direct_forward(ctx, algo, &q, &t, &dys, &wf, NULL, 1, dx, (size_t)total + spread_floats)
-                      : st;
+  return st == SKD_OK ? direct_forward(ctx, algo, &q, &t, dy, &wf, NULL, 1, dx, (size_t)total) : st;
 }
 
 /* dx += the input gradient by conv2d_direct_bwd_x. */

@@ -349,7 +349,11 @@ __kernel void conv2d_direct_bwd_w(const int n, const int cin, const int h, const
  * from several samples). Channel blocks past Cout compute on the zero
  * padding and are not stored; pixels past the end compute on a clamped
  * pixel and are not stored. y = conv(x) + bias (has_bias), or y += conv(x)
- * (accumulate). CONV_CVW: 4, 8 or 16. */
+ * (accumulate). Work-item (., ., part) sums only input channels [part *
+ * ci_chunk, (part + 1) * ci_chunk) into the part-th y of a stack: layers with
+ * many input channels are split so that a chunk's weights stay in cache
+ * while the work-items of one channel block run one after another
+ * (conv2d_cv_sum_parts adds the parts). CONV_CVW: 4, 8 or 16. */
 #ifndef CONV_CVW
 #define CONV_CVW 16
 #endif
@@ -360,11 +364,12 @@ __kernel void conv2d_direct_bwd_w(const int n, const int cin, const int h, const
 #define CVLOAD CONV_CAT(vload, CONV_CVW)
 #define CVSTORE CONV_CAT(vstore, CONV_CVW)
 __kernel void conv2d_cv_fwd(const int n, const int cin, const int h, const int w, const int cout, const int ho,
-                            const int wo, GEOMETRY, CTENSOR(x), CTENSOR(wt), const int cpad, const int has_bias,
-                            CTENSOR(bias), const int accumulate, TENSOR(y)) {
+                            const int wo, GEOMETRY, CTENSOR(x), CTENSOR(wt), const int cpad, const int ci_chunk,
+                            const int has_bias, CTENSOR(bias), const int accumulate, TENSOR(y)) {
   const int plane = ho * wo, total = n * plane;
   const int p0 = get_global_id(0) * CONV_CPX;
   const int co0 = get_global_id(1) * CONV_CVW;
+  const int part = get_global_id(2), ci0 = part * ci_chunk, ci1 = min(cin, ci0 + ci_chunk);
   if (p0 >= total) return;
   int corner[CONV_CPX], out_at[CONV_CPX]; /* input window corner; output offset at channel 0 */
   _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) {
@@ -374,9 +379,9 @@ __kernel void conv2d_cv_fwd(const int n, const int cin, const int h, const int w
   }
   CVEC acc[CONV_CPX];
   _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) acc[q] = (CVEC)(0.0f);
-  __global const float *xc = AT(x);
-  __global const float *wp = AT(wt) + co0;
-  for (int ci = 0; ci < cin; ci++, xc += h * w) {
+  __global const float *xc = AT(x) + ci0 * h * w;
+  __global const float *wp = AT(wt) + ci0 * kh * kw * cpad + co0;
+  for (int ci = ci0; ci < ci1; ci++, xc += h * w) {
     for (int ky = 0; ky < kh; ky++) {
       for (int kx = 0; kx < kw; kx++, wp += cpad) {
         const CVEC wv = CVLOAD(0, wp);
@@ -392,9 +397,21 @@ __kernel void conv2d_cv_fwd(const int n, const int cin, const int h, const int w
     const int co = co0 + j;
     if (co >= cout) break;
     const float b = has_bias ? AT(bias)[co] : 0.0f;
-    __global float *dst = AT(y) + co * plane;
+    __global float *dst = AT(y) + part * cout * total + co * plane;
     for (int q = 0; q < nq; q++) dst[out_at[q]] = (accumulate ? dst[out_at[q]] : 0.0f) + out[q][j] + b;
   }
+}
+
+/* y = sum over the parts p of part[p] (+ bias) (y += with accumulate): the
+ * partial sums of conv2d_cv_fwd over input-channel chunks, in a fixed order. */
+__kernel void conv2d_cv_sum_parts(const int n, const int cout, const int plane, const int parts, CTENSOR(part),
+                                  const int has_bias, CTENSOR(bias), const int accumulate, TENSOR(y)) {
+  const int p = get_global_id(0), co = get_global_id(1), s = get_global_id(2);
+  if (p >= plane || co >= cout) return;
+  const int i = (s * cout + co) * plane + p, stride = n * cout * plane;
+  float sum = 0.0f;
+  for (int k = 0; k < parts; k++) sum += AT(part)[k * stride + i];
+  AT(y)[i] = (accumulate ? AT(y)[i] : 0.0f) + sum + (has_bias ? AT(bias)[co] : 0.0f);
 }
 
 /* dweight += the weight gradient, vectorised over output channels like

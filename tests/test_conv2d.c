@@ -109,6 +109,11 @@ static const struct conv_case cases[] = {
     {"1x2x6x7 k3p3", 1, 2, 6, 7, 3, {3, 3, 1, 1, 3, 3, 1, 1, SKD_CONV2D_AUTO}, 1},
     /* Taller than the gathered col2im's list of rows (CONV_MAX_KH 16). */
     {"1x2x21x5 k18x1 p1", 1, 2, 21, 5, 3, {18, 1, 1, 1, 1, 0, 1, 1, SKD_CONV2D_AUTO}, 1},
+    /* Over 16384 taps: the vec forward splits the input channels into chunks
+     * and sums the parts (here the forward, with bias; then dx, which
+     * accumulates, as a forward over 1900 x 9 taps). */
+    {"2x1900x3x4 k3p1 split", 2, 1900, 3, 4, 5, {3, 3, 1, 1, 1, 1, 1, 1, SKD_CONV2D_AUTO}, 1},
+    {"1x20x3x4>1900 k3p1 split dx", 1, 20, 3, 4, 1900, {3, 3, 1, 1, 1, 1, 1, 1, SKD_CONV2D_AUTO}, 0},
 };
 
 START_TEST(against_reference) {

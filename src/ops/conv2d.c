@@ -310,24 +310,42 @@ static void cv_arg_sizes(skd_args *a, const skd_conv2d_params *p, const struct g
   arg_geometry(a, &unpadded);
 }
 
+/* Layers deeper than CV_SPLIT_TAPS taps (input channels x kernel taps) are
+ * split into even input-channel chunks of about CV_CHUNK_TAPS taps, whose
+ * weights (4096 taps of 16 channels: 256 KiB) stay in a CPU core's L2
+ * cache. Splitting costs a pass over the partial outputs: on this project's
+ * machine it paid for the 36864-tap layer of paper-small's teacher and lost
+ * on the 2304- and 4608-tap ones (docs/PERFORMANCE.md). */
+#define CV_SPLIT_TAPS 16384
+#define CV_CHUNK_TAPS 4096
+
 /* y = conv(x) (+ bias) by conv2d_cv_fwd. The workspace after its first
  * `used` floats (which the caller holds) takes the transposed weights, then,
- * for a padded convolution, the zero-padded input. */
+ * for a padded convolution, the zero-padded input, then, for a layer split
+ * into input-channel chunks, each chunk's partial output. */
 static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g, const skd_tensor *x,
                              const skd_tensor *weight, const skd_tensor *bias, int accumulate, const skd_tensor *y,
                              size_t used) {
   int cpad = cv_padded_cout(g);
-  size_t floats = cv_weight_floats(SKD_CONV2D_VEC, g);
-  size_t xp_floats = 0;
+  int ci_chunk = g->cin, parts = 1;
+  if (g->k > CV_SPLIT_TAPS) {
+    int want = (g->k + CV_CHUNK_TAPS - 1) / CV_CHUNK_TAPS;
+    ci_chunk = (g->cin + want - 1) / want;
+    parts = (g->cin + ci_chunk - 1) / ci_chunk;
+  }
+  size_t floats = cv_weight_floats(SKD_CONV2D_VEC, g), out_floats = (size_t)g->n * g->cout * g->plane;
+  size_t xp_floats = 0, part_floats = parts > 1 ? (size_t)parts * out_floats : 0;
   cl_mem ws = NULL;
-  skd_kernel *k;
+  skd_kernel *k, *ks = NULL;
   skd_tensor xp;
   struct cv_layout layout = padded_layout(p, g);
   skd_status st = cv_layout_floats(x, &layout, &xp_floats);
-  if (st == SKD_OK) st = skd_workspace_get(ctx, (used + floats + xp_floats) * sizeof(float), &ws);
+  if (st == SKD_OK) st = skd_workspace_get(ctx, (used + floats + xp_floats + part_floats) * sizeof(float), &ws);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_cv_fwd", &k);
+  if (st == SKD_OK && parts > 1) st = skd_kernel_get(ctx, "conv", "conv2d_cv_sum_parts", &ks);
   if (st != SKD_OK) return st;
   skd_tensor wt = skd_tensor_view(ws, used, 1, 1, g->k, cpad);
+  skd_tensor out = parts > 1 ? skd_tensor_view(ws, used + floats + xp_floats, parts, 1, 1, (int)out_floats) : *y;
   st = cv_transpose_weights(ctx, g, weight, &wt);
   if (st == SKD_OK) st = cv_pad_input(ctx, x, &layout, ws, used + floats, &xp);
   if (st != SKD_OK) return st;
@@ -337,14 +355,28 @@ static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const
   skd_arg_tensor(&a, &xp);
   skd_arg_tensor(&a, &wt);
   skd_arg_int(&a, cpad);
-  skd_arg_int(&a, bias != NULL);
+  skd_arg_int(&a, ci_chunk);
+  skd_arg_int(&a, parts == 1 && bias != NULL);
   skd_arg_tensor(&a, bias ? bias : weight); /* any valid buffer when there is no bias */
+  skd_arg_int(&a, parts == 1 && accumulate);
+  skd_arg_tensor(&a, &out);
+  size_t local[3] = {1, 1, 1}; /* one work-item's registers are the block: nothing to share */
+  size_t global[3] = {((size_t)g->n * (size_t)g->plane + CV_PIXELS - 1) / CV_PIXELS, (size_t)(cpad / CV_CHANNELS),
+                      (size_t)parts};
+  skd_profile_work(ctx, "conv2d_cv_fwd", conv_flops(g), 0);
+  st = skd_launch(ctx, &a, 3, global, local);
+  if (st != SKD_OK || parts == 1) return st;
+  a = skd_args_begin(ks);
+  skd_arg_int(&a, g->n);
+  skd_arg_int(&a, g->cout);
+  skd_arg_int(&a, g->plane);
+  skd_arg_int(&a, parts);
+  skd_arg_tensor(&a, &out);
+  skd_arg_int(&a, bias != NULL);
+  skd_arg_tensor(&a, bias ? bias : weight);
   skd_arg_int(&a, accumulate);
   skd_arg_tensor(&a, y);
-  size_t local[3] = {1, 1, 1}; /* one work-item's registers are the block: nothing to share */
-  size_t global[3] = {((size_t)g->n * (size_t)g->plane + CV_PIXELS - 1) / CV_PIXELS, (size_t)(cpad / CV_CHANNELS), 1};
-  skd_profile_work(ctx, "conv2d_cv_fwd", conv_flops(g), 0);
-  return skd_launch(ctx, &a, 3, global, local);
+  return skd_launch_planes(ctx, &a, g->plane, g->cout, (size_t)g->n);
 }
 
 /* y = conv(x) (+ bias) by conv2d_direct_fwd: no columns, no GEMM;

@@ -230,9 +230,23 @@ skd_status skd_launch(skd_context *ctx, skd_args *a, cl_uint dims, const size_t 
   return SKD_OK;
 }
 
+static size_t pow2_at_least(size_t n) {
+  size_t p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+/* Work-groups of up to 32 x 2 (a row segment, or several short rows): left to
+ * the driver, a 17 x 17 plane gets groups of one work-item on PoCL. The
+ * range is rounded up to whole groups; kernels skip what lies past w x h. */
 skd_status skd_launch_planes(skd_context *ctx, skd_args *a, int w, int h, size_t planes) {
+  size_t lx = pow2_at_least((size_t)w), ly;
+  if (lx > 32) lx = 32;
+  ly = pow2_at_least((size_t)h);
+  if (ly > 64 / lx) ly = 64 / lx;
+  size_t local[3] = {lx, ly, 1};
   size_t global[3] = {(size_t)w, (size_t)h, planes};
-  return skd_launch(ctx, a, 3, global, NULL);
+  return skd_launch(ctx, a, 3, global, skd_context_wg(ctx, 64) >= 64 ? local : NULL);
 }
 
 skd_status skd_launch_1d(skd_context *ctx, skd_args *a, size_t n, size_t wg) {

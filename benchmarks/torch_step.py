@@ -124,15 +124,16 @@ class Bench:
         t_arch, t_width, s_arch, s_width, self.classes, self.crop, self.batch, d_width = PRESETS[args.preset]
         self.args = args
         torch.manual_seed(args.seed)
-        self.teacher = PSPNet(*ARCHS[t_arch], self.classes, width=t_width).eval()
+        self.dev = torch.device(args.device)
+        self.teacher = PSPNet(*ARCHS[t_arch], self.classes, width=t_width).eval().to(self.dev)
         for p in self.teacher.parameters():
             p.requires_grad_(False)
-        self.student = PSPNet(*ARCHS[s_arch], self.classes, width=s_width).train()
+        self.student = PSPNet(*ARCHS[s_arch], self.classes, width=s_width).train().to(self.dev)
         with torch.no_grad():
-            q, _, _ = self.student.eval()(torch.zeros(2, 3, self.crop, self.crop))
+            q, _, _ = self.student.eval()(torch.zeros(2, 3, self.crop, self.crop, device=self.dev))
         self.student.train()
         h, w = q.shape[2], q.shape[3]
-        self.disc = Discriminator(self.classes, d_width, 1, h, w).train()
+        self.disc = Discriminator(self.classes, d_width, 1, h, w).train().to(self.dev)
         self.d_params = list(self.disc.parameters())
         self.opt = torch.optim.SGD(self.student.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
         self.d_opt = torch.optim.SGD(self.d_params, lr=4e-4, momentum=0.9)
@@ -147,13 +148,16 @@ class Bench:
         labels = torch.randint(0, self.classes, (self.batch, self.crop, self.crop), generator=g)
         labels[torch.rand(labels.shape, generator=g) < 0.05] = IGNORE
         mix = torch.rand(self.batch, 1, 1, 1, generator=g)
-        return image, labels, mix
+        # Made on the CPU (the same values on every device), then moved.
+        return image.to(self.dev), labels.to(self.dev), mix.to(self.dev)
 
     def step(self, it):
         times = {}
         clock = [time.perf_counter()]
 
         def lap(name):
+            if self.dev.type == "cuda":
+                torch.cuda.synchronize()  # kernels run asynchronously: time them, not their launch
             now = time.perf_counter()
             times[name] = now - clock[0]
             clock[0] = now
@@ -220,12 +224,17 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (default: torch's own)")
     ap.add_argument("--pixel-norm", choices=["reference", "mean"], default="reference")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda (an NVIDIA GPU, with a CUDA build of torch)")
     ap.add_argument("--json", action="store_true", help="one JSON object instead of text")
     args = ap.parse_args()
     if args.steps < 1 or args.warmup < 0:
         ap.error("--steps must be >= 1 and --warmup >= 0")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.device not in ("cpu", "cuda"):
+        ap.error("--device must be cpu or cuda")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: this torch (%s) sees no CUDA device" % torch.__version__)
 
     bench = Bench(args)
     rss_setup_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
@@ -249,7 +258,7 @@ def main():
     total = [sum(t.values()) for t in steps]
     median = statistics.median(total)
     result = {
-        "framework": "pytorch %s (CPU)" % torch.__version__,
+        "framework": "pytorch %s (%s)" % (torch.__version__, args.device.upper()),
         "python": sys.executable,
         "machine": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),

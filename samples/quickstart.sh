@@ -4,7 +4,7 @@
 # and, over 3 seeds, a student without distillation (the baseline) and the
 # same student distilled from the teacher, and prints the table: each seed's
 # mIoU, mean, sd, the paired difference with its 95 % interval, and wins.
-# About 11 minutes on a 2-core CPU with PoCL (docs/QUICKSTART.md).
+# About 9 minutes on a 2-core CPU with PoCL (docs/QUICKSTART.md).
 #
 # Usage: samples/quickstart.sh [OUT_DIR]     (default: quickstart-out)
 # Environment: SKD_DEVICE picks the OpenCL device (see skd-cl list-devices).

@@ -13,9 +13,14 @@ static int read_u32(FILE *f, uint32_t *v) {
   return 1;
 }
 
+const char *ref_dir(void) {
+  const char *env = getenv("SKD_REFERENCE_DIR");
+  return env && env[0] ? env : SKD_REFERENCE_DIR;
+}
+
 ref_file *ref_open(const char *name) {
   char path[1024];
-  snprintf(path, sizeof path, "%s/%s", SKD_REFERENCE_DIR, name);
+  snprintf(path, sizeof path, "%s/%s", ref_dir(), name);
   FILE *f = fopen(path, "rb");
   ck_assert_msg(f != NULL, "reference file %s is missing (run the generator in tests/reference/)", path);
   char magic[8];

@@ -19,8 +19,12 @@ typedef struct ref_file {
   int count;
 } ref_file;
 
-/* Loads tests/reference/<name> (the directory is compiled in); fails the
- * test with a clear message when the file is missing or malformed. */
+/* tests/reference: the SKD_REFERENCE_DIR environment variable, else the
+ * directory compiled in (a build run from another copy of the tree, as on a
+ * lent GPU machine, sets the variable). */
+const char *ref_dir(void);
+/* Loads <ref_dir()>/<name>; fails the test with a clear message when the
+ * file is missing or malformed. */
 ref_file *ref_open(const char *name);
 /* The array called `name`; fails the test when absent. */
 const ref_array *ref_get(const ref_file *f, const char *name);

@@ -66,7 +66,7 @@ struct keys {
 
 static struct keys *read_keys(const char *tag) {
   char path[512], line[256], want[64];
-  snprintf(path, sizeof path, "%s/pspnet_keys.txt", SKD_REFERENCE_DIR);
+  snprintf(path, sizeof path, "%s/pspnet_keys.txt", ref_dir());
   snprintf(want, sizeof want, "# %s", tag);
   FILE *f = fopen(path, "r");
   ck_assert_msg(f != NULL, "cannot open %s", path);

@@ -250,50 +250,40 @@ static skd_status cv_transpose_weights(skd_context *ctx, const struct geom *g, c
   return skd_launch_planes(ctx, &a, (g->k + 15) / 16, cv_padded_cout(g) / 16, 1);
 }
 
-/* The vec kernels' input: x zero-padded by the convolution's padding. */
-struct cv_layout {
-  int top, left, hp, wp;
-};
-
-static struct cv_layout padded_layout(const skd_conv2d_params *p, const struct geom *g) {
-  struct cv_layout l = {p->pad_h, p->pad_w, g->h + 2 * p->pad_h, g->w + 2 * p->pad_w};
-  return l;
-}
-
-/* Floats of the padded copy of x (0 when unpadded: the vec kernels then
- * read x itself). */
-static skd_status cv_layout_floats(const skd_tensor *x, const struct cv_layout *l, size_t *floats) {
-  int same = l->top == 0 && l->left == 0;
-  long long n = same ? 0 : (long long)x->n * x->c * l->hp * l->wp;
+/* Floats of the vec kernels' input: x zero-padded by the convolution's
+ * padding (0 when unpadded: the kernels then read x itself). */
+static skd_status cv_padded_floats(const skd_conv2d_params *p, const skd_tensor *x, size_t *floats) {
+  long long hp = (long long)x->h + 2LL * p->pad_h, wp = (long long)x->w + 2LL * p->pad_w;
+  long long n = p->pad_h > 0 || p->pad_w > 0 ? (long long)x->n * x->c * hp * wp : 0;
   if (n > INT_MAX)
     return skd_error(SKD_EINVAL, "conv2d: the padded input (%lld floats) is too large for the vec kernels", n);
   *floats = (size_t)n;
   return SKD_OK;
 }
 
-/* *xp = x laid out as l, written to ws at float `offset` (x itself when no
- * copy is needed). */
-static skd_status cv_pad_input(skd_context *ctx, const skd_tensor *x, const struct cv_layout *l, cl_mem ws,
+/* *xp = x zero-padded, written to ws at float `offset` (x itself when
+ * unpadded). */
+static skd_status cv_pad_input(skd_context *ctx, const skd_conv2d_params *p, const skd_tensor *x, cl_mem ws,
                                size_t offset, skd_tensor *xp) {
   size_t floats = 0;
-  skd_status st = cv_layout_floats(x, l, &floats);
+  skd_status st = cv_padded_floats(p, x, &floats);
   if (st != SKD_OK || floats == 0) {
     *xp = *x;
     return st;
   }
-  *xp = skd_tensor_view(ws, offset, x->n, x->c, l->hp, l->wp);
+  *xp = skd_tensor_view(ws, offset, x->n, x->c, x->h + 2 * p->pad_h, x->w + 2 * p->pad_w);
   skd_kernel *k;
   if ((st = skd_kernel_get(ctx, "conv", "conv2d_pad_input", &k)) != SKD_OK) return st;
   skd_args a = skd_args_begin(k);
   skd_arg_int(&a, x->h);
   skd_arg_int(&a, x->w);
-  skd_arg_int(&a, l->top);
-  skd_arg_int(&a, l->left);
-  skd_arg_int(&a, l->hp);
-  skd_arg_int(&a, l->wp);
+  skd_arg_int(&a, p->pad_h);
+  skd_arg_int(&a, p->pad_w);
+  skd_arg_int(&a, xp->h);
+  skd_arg_int(&a, xp->w);
   skd_arg_tensor(&a, x);
   skd_arg_tensor(&a, xp);
-  return skd_launch_planes(ctx, &a, l->wp, l->hp, (size_t)x->n * (size_t)x->c);
+  return skd_launch_planes(ctx, &a, xp->w, xp->h, (size_t)x->n * (size_t)x->c);
 }
 
 /* The vec kernels' leading sizes for the padded input xp: (cin, hp, wp,
@@ -327,19 +317,22 @@ static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const
                              const skd_tensor *weight, const skd_tensor *bias, int accumulate, const skd_tensor *y,
                              size_t used) {
   int cpad = cv_padded_cout(g);
+  size_t floats = cv_weight_floats(SKD_CONV2D_VEC, g), out_floats = (size_t)g->n * g->cout * g->plane;
   int ci_chunk = g->cin, parts = 1;
   if (g->k > CV_SPLIT_TAPS) {
     int want = (g->k + CV_CHUNK_TAPS - 1) / CV_CHUNK_TAPS;
     ci_chunk = (g->cin + want - 1) / want;
     parts = (g->cin + ci_chunk - 1) / ci_chunk;
+    if ((double)parts * (double)out_floats > INT_MAX) { /* the parts' int indices */
+      ci_chunk = g->cin;
+      parts = 1;
+    }
   }
-  size_t floats = cv_weight_floats(SKD_CONV2D_VEC, g), out_floats = (size_t)g->n * g->cout * g->plane;
   size_t xp_floats = 0, part_floats = parts > 1 ? (size_t)parts * out_floats : 0;
   cl_mem ws = NULL;
   skd_kernel *k, *ks = NULL;
   skd_tensor xp;
-  struct cv_layout layout = padded_layout(p, g);
-  skd_status st = cv_layout_floats(x, &layout, &xp_floats);
+  skd_status st = cv_padded_floats(p, x, &xp_floats);
   if (st == SKD_OK) st = skd_workspace_get(ctx, (used + floats + xp_floats + part_floats) * sizeof(float), &ws);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_cv_fwd", &k);
   if (st == SKD_OK && parts > 1) st = skd_kernel_get(ctx, "conv", "conv2d_cv_sum_parts", &ks);
@@ -347,7 +340,7 @@ static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const
   skd_tensor wt = skd_tensor_view(ws, used, 1, 1, g->k, cpad);
   skd_tensor out = parts > 1 ? skd_tensor_view(ws, used + floats + xp_floats, parts, 1, 1, (int)out_floats) : *y;
   st = cv_transpose_weights(ctx, g, weight, &wt);
-  if (st == SKD_OK) st = cv_pad_input(ctx, x, &layout, ws, used + floats, &xp);
+  if (st == SKD_OK) st = cv_pad_input(ctx, p, x, ws, used + floats, &xp);
   if (st != SKD_OK) return st;
   skd_args a = skd_args_begin(k);
   skd_arg_int(&a, g->n);
@@ -468,12 +461,11 @@ static skd_status cv_backward_w(skd_context *ctx, const skd_conv2d_params *p, co
   cl_mem ws = NULL;
   skd_kernel *kt, *k;
   skd_tensor xp;
-  struct cv_layout layout = padded_layout(p, g);
-  skd_status st = cv_layout_floats(x, &layout, &xp_floats);
+  skd_status st = cv_padded_floats(p, x, &xp_floats);
   if (st == SKD_OK) st = skd_workspace_get(ctx, (xp_floats + dyt_floats) * sizeof(float), &ws);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_transpose_dy", &kt);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_cv_bwd_w", &k);
-  if (st == SKD_OK) st = cv_pad_input(ctx, x, &layout, ws, 0, &xp);
+  if (st == SKD_OK) st = cv_pad_input(ctx, p, x, ws, 0, &xp);
   if (st != SKD_OK) return st;
   skd_tensor dyt = skd_tensor_view(ws, xp_floats, g->n, g->plane, 1, cpad);
   skd_args a = skd_args_begin(kt);

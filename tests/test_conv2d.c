@@ -213,6 +213,39 @@ START_TEST(deterministic) {
 }
 END_TEST
 
+/* Frozen weights (a teacher's) keep the vec forward's transposed copy between
+ * calls: the same bits as unfrozen, and a write to the buffer followed by
+ * skd_context_changed is seen (nothing stale); thawing frees the copy.
+ * (Host and device buffers here are the support code's, freed by it.) */
+START_TEST(frozen_weights) {
+  skd_conv2d_params p = skd_conv2d_params_make(3, 1, 1, 1);
+  p.algo = SKD_CONV2D_VEC;
+  size_t nx = 2 * 5 * 7 * 6, nw = 20 * 5 * 9, ny = 2 * 20 * 7 * 6;
+  float *hx = host_random(nx, -1, 1), *hw = host_random(nw, -1, 1), *hw2 = host_random(nw, -1, 1);
+  skd_tensor x = dev_upload(hx, 2, 5, 7, 6), w = dev_upload(hw, 20, 5, 3, 3), y = dev_zeros(2, 20, 7, 6);
+  CK_OK(skd_conv2d_forward(T, &p, &x, &w, NULL, &y));
+  float *plain = dev_fetch(&y);
+  ck_assert_uint_eq(skd_context_derived_bytes(T), 0);
+  CK_OK(skd_context_freeze(T, w.mem));
+  for (int run = 0; run < 2; run++) {
+    CK_OK(skd_conv2d_forward(T, &p, &x, &w, NULL, &y));
+    float *kept = dev_fetch(&y);
+    ck_assert_msg(memcmp(plain, kept, ny * sizeof(float)) == 0, "frozen run %d differs from the plain one", run);
+  }
+  ck_assert_uint_eq(skd_context_derived_bytes(T), 45 * 32 * sizeof(float)); /* 5 x 9 taps x 20 channels padded to 32 */
+  CK_OK(skd_tensor_upload(T, &w, hw2));
+  skd_context_changed(T, w.mem);
+  CK_OK(skd_conv2d_forward(T, &p, &x, &w, NULL, &y));
+  float *changed = dev_fetch(&y);
+  skd_context_thaw(T, w.mem);
+  CK_OK(skd_conv2d_forward(T, &p, &x, &w, NULL, &y));
+  float *fresh = dev_fetch(&y);
+  ck_assert_msg(memcmp(changed, fresh, ny * sizeof(float)) == 0, "a changed frozen buffer gave stale results");
+  ck_assert_msg(memcmp(changed, plain, ny * sizeof(float)) != 0, "the new weights changed nothing");
+  ck_assert_uint_eq(skd_context_derived_bytes(T), 0);
+}
+END_TEST
+
 /* With profiling on, the CLBlast calls show up beside the kernels, and each
  * pass under its layer shape: one call, the conv's flops, the time of its
  * kernels (the GEMM path's im2col and GEMMs) and no more. */
@@ -332,6 +365,7 @@ int main(void) {
   tcase_add_test(tc, chunked_batch);
   tcase_add_test(tc, finite_differences);
   tcase_add_test(tc, deterministic);
+  tcase_add_test(tc, frozen_weights);
   tcase_add_test(tc, profiled);
   tcase_add_test(tc, output_shape);
   tcase_add_test(tc, bad_shapes);

@@ -149,13 +149,30 @@ void skd_profile_group_end(skd_context *ctx);
 /* Per-kernel totals so far (waits for the queue). *out is freed with free(). */
 skd_status skd_profile_summary(skd_context *ctx, skd_profile_entry **out, int *count);
 
+/* Frozen buffers: contents that stay fixed until skd_context_changed (a
+ * frozen teacher's parameters, marked when they are allocated). Ops may keep
+ * data derived from a frozen buffer between calls: skd_context_derived gives
+ * the buffer of `bytes` kept for (source, offset), *fresh = 1 when it was
+ * just created and must be filled; *out = NULL when source is not frozen.
+ * skd_context_changed drops what was derived from mem (call it after every
+ * write to a frozen buffer); skd_context_thaw also unmarks it (call it before
+ * releasing it). */
+skd_status skd_context_freeze(skd_context *ctx, cl_mem mem);
+skd_status skd_context_derived(skd_context *ctx, cl_mem source, size_t offset, size_t bytes, cl_mem *out,
+                               int *fresh);
+void skd_context_changed(skd_context *ctx, cl_mem mem);
+void skd_context_thaw(skd_context *ctx, cl_mem mem);
+/* Device memory held by derived buffers. */
+size_t skd_context_derived_bytes(const skd_context *ctx);
+
 skd_status skd_context_finish(skd_context *ctx);
 
 /* A scratch buffer owned by the context (im2col columns and the like) of at
  * least `bytes`. It grows when asked for more and is otherwise reused, so a
- * steady training loop creates no buffers. Valid until the next call: ops
- * that need several scratch areas carve them from one request. The queue is
- * in order, so reuse by the next op is safe. */
+ * steady training loop creates no buffers. Valid until a call that asks for
+ * more (growing replaces the buffer): ops that need several scratch areas, or
+ * call another op while holding one, reserve the total in one request. The
+ * queue is in order, so reuse by the next op is safe. */
 skd_status skd_workspace_get(skd_context *ctx, size_t bytes, cl_mem *out);
 /* The workspace's current size in bytes (0 before the first request). */
 size_t skd_workspace_bytes(const skd_context *ctx);

@@ -93,6 +93,7 @@ typedef struct skd_trainer_memory {
   size_t optimiser;  /* momentum buffers of the student's and D's SGD */
   size_t pools;      /* the networks' scratch pools (capacity) */
   size_t workspace;  /* the context's shared scratch buffer */
+  size_t derived;    /* kept from frozen weights (the teacher's, transposed for the vec convolution) */
   size_t other;      /* the scalar slots, D's mixing weights */
   size_t total;
 } skd_trainer_memory;

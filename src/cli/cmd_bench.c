@@ -134,9 +134,9 @@ static void print_text(const char *device, const struct preset *p, int steps, in
   printf("images/s    %.2f\n\n", 1e3 * p->batch / ms);
   if (phases) print_phases(phase);
   printf("device memory %.1f MiB: arena %.1f, parameters+gradients %.1f, optimiser state %.1f, scratch pools %.1f, "
-         "workspace %.1f, other %.2f (buffers the trainer holds)\n",
+         "workspace %.1f, teacher weights transposed %.1f, other %.2f (buffers the trainer holds)\n",
          mib(m->total), mib(m->arena), mib(m->params), mib(m->optimiser), mib(m->pools), mib(m->workspace),
-         mib(m->other));
+         mib(m->derived), mib(m->other));
 }
 
 static void print_json_string(const char *s) {
@@ -162,8 +162,8 @@ static void print_json(const char *device, const char *tuning, const struct pres
     printf("null");
   }
   printf(", \"memory_bytes\": {\"total\": %zu, \"arena\": %zu, \"params\": %zu, \"optimiser\": %zu, \"pools\": %zu, "
-         "\"workspace\": %zu, \"other\": %zu}}\n",
-         m->total, m->arena, m->params, m->optimiser, m->pools, m->workspace, m->other);
+         "\"workspace\": %zu, \"derived\": %zu, \"other\": %zu}}\n",
+         m->total, m->arena, m->params, m->optimiser, m->pools, m->workspace, m->derived, m->other);
 }
 
 /* Runs warmup + steps steps; fills *ms and phase[] (medians) and *m. */

@@ -28,7 +28,10 @@ void skd_nn_params_free(skd_nn_params *r) {
   }
   free(r->entries);
   free(r->trainable);
-  if (r->values) clReleaseMemObject(r->values);
+  if (r->values) {
+    skd_context_thaw(r->ctx, r->values);
+    clReleaseMemObject(r->values);
+  }
   if (r->grads) clReleaseMemObject(r->grads);
   memset(r, 0, sizeof *r);
 }
@@ -152,6 +155,8 @@ skd_status skd_nn_params_finalize(skd_nn_params *r) {
   if (nv > (size_t)0x7fffffff || nv == 0)
     return skd_error(SKD_EINVAL, "nn params: %zu values (must be 1 .. 2^31 - 1)", nv);
   skd_status st = skd_buffer_create(r->ctx, nv * sizeof(float), "network parameters", &r->values);
+  /* No gradients, no updates: ops may keep what they derive from the values. */
+  if (st == SKD_OK && !r->with_grad) st = skd_context_freeze(r->ctx, r->values);
   if (st == SKD_OK && ng) st = skd_buffer_create(r->ctx, ng * sizeof(float), "network gradients", &r->grads);
   if (st == SKD_OK && nt && !(r->trainable = calloc((size_t)nt, sizeof *r->trainable)))
     st = skd_error(SKD_ENOMEM, "nn params: out of host memory");
@@ -239,14 +244,21 @@ static skd_tensor all_values(const skd_nn_params *r) {
   return skd_tensor_view(r->values, 0, 1, (int)r->value_floats, 1, 1);
 }
 
+/* Every value at once; what ops derived from frozen values is dropped. */
+static skd_status upload_all(skd_nn_params *r, const float *host) {
+  skd_tensor all = all_values(r);
+  skd_status st = skd_tensor_upload(r->ctx, &all, host);
+  skd_context_changed(r->ctx, r->values);
+  return st;
+}
+
 skd_status skd_nn_params_init_values(skd_nn_params *r, uint64_t seed) {
   skd_status st = check_finalized(r, "init_values");
   if (st != SKD_OK) return st;
   float *host = calloc(r->value_floats, sizeof *host);
   if (!host) return skd_error(SKD_ENOMEM, "nn params: out of host memory (%zu values)", r->value_floats);
   for (int i = 0; i < r->count; i++) init_entry(r->entries[i], seed, host + r->entries[i]->param.value.offset);
-  skd_tensor all = all_values(r);
-  st = skd_tensor_upload(r->ctx, &all, host);
+  st = upload_all(r, host);
   free(host);
   return st;
 }
@@ -418,10 +430,7 @@ skd_status skd_nn_params_read(skd_nn_params *r, skd_safetensors *f, const char *
     const skd_nn_entry *e = r->entries[i];
     st = skd_safetensors_read_f32(f, source[i], host + e->param.value.offset, skd_tensor_numel(&e->param.value));
   }
-  if (host && st == SKD_OK) {
-    skd_tensor all = all_values(r);
-    st = skd_tensor_upload(r->ctx, &all, host);
-  }
+  if (host && st == SKD_OK) st = upload_all(r, host);
   free(host);
   free(source);
   return st;

@@ -230,10 +230,8 @@ static void arg_sizes(skd_args *a, const struct geom *g, const skd_conv2d_params
 /* Cout rounded up to whole channel vectors: the transposed weights' row length. */
 static int cv_padded_cout(const struct geom *g) { return (g->cout + CV_CHANNELS - 1) / CV_CHANNELS * CV_CHANNELS; }
 
-/* Floats of the transposed weights conv2d_cv_fwd reads (0 for the other algorithms). */
-static size_t cv_weight_floats(skd_conv2d_algo algo, const struct geom *g) {
-  return algo == SKD_CONV2D_VEC ? (size_t)g->k * (size_t)cv_padded_cout(g) : 0;
-}
+/* Floats of the transposed weights conv2d_cv_fwd reads. */
+static size_t cv_weight_floats(const struct geom *g) { return (size_t)g->k * (size_t)cv_padded_cout(g); }
 
 /* The workspace view wt of conv2d_cv_fwd's weights: w transposed to [tap][co]. */
 static skd_status cv_transpose_weights(skd_context *ctx, const struct geom *g, const skd_tensor *weight,
@@ -309,38 +307,58 @@ static void cv_arg_sizes(skd_args *a, const skd_conv2d_params *p, const struct g
 #define CV_SPLIT_TAPS 16384
 #define CV_CHUNK_TAPS 4096
 
+/* How many input-channel chunks (of *ci_chunk channels) conv2d_cv_fwd
+ * splits this layer into. */
+static int cv_split(const struct geom *g, int *ci_chunk) {
+  *ci_chunk = g->cin;
+  if (g->k <= CV_SPLIT_TAPS) return 1;
+  int want = (g->k + CV_CHUNK_TAPS - 1) / CV_CHUNK_TAPS;
+  int chunk = (g->cin + want - 1) / want, parts = (g->cin + chunk - 1) / chunk;
+  if ((double)parts * g->n * g->cout * g->plane > INT_MAX) return 1; /* the parts' int indices */
+  *ci_chunk = chunk;
+  return parts;
+}
+
+/* Workspace floats cv_forward takes after the caller's (at most: frozen
+ * weights keep theirs apart), so that a caller holding workspace data can
+ * reserve it all at once: growing the workspace replaces its buffer. */
+static skd_status cv_workspace_floats(const skd_conv2d_params *p, const struct geom *g, const skd_tensor *x,
+                                      size_t *floats) {
+  int ci_chunk, parts = cv_split(g, &ci_chunk);
+  size_t xp = 0;
+  skd_status st = cv_padded_floats(p, x, &xp);
+  *floats = cv_weight_floats(g) + xp + (parts > 1 ? (size_t)parts * g->n * g->cout * g->plane : 0);
+  return st;
+}
+
 /* y = conv(x) (+ bias) by conv2d_cv_fwd. The workspace after its first
- * `used` floats (which the caller holds) takes the transposed weights, then,
- * for a padded convolution, the zero-padded input, then, for a layer split
- * into input-channel chunks, each chunk's partial output. */
+ * `used` floats (which the caller holds) takes the transposed weights (kept
+ * apart instead for frozen weights), then, for a padded convolution, the
+ * zero-padded input, then, for a layer split into input-channel chunks, each
+ * chunk's partial output. */
 static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g, const skd_tensor *x,
                              const skd_tensor *weight, const skd_tensor *bias, int accumulate, const skd_tensor *y,
                              size_t used) {
   int cpad = cv_padded_cout(g);
-  size_t floats = cv_weight_floats(SKD_CONV2D_VEC, g), out_floats = (size_t)g->n * g->cout * g->plane;
-  int ci_chunk = g->cin, parts = 1;
-  if (g->k > CV_SPLIT_TAPS) {
-    int want = (g->k + CV_CHUNK_TAPS - 1) / CV_CHUNK_TAPS;
-    ci_chunk = (g->cin + want - 1) / want;
-    parts = (g->cin + ci_chunk - 1) / ci_chunk;
-    if ((double)parts * (double)out_floats > INT_MAX) { /* the parts' int indices */
-      ci_chunk = g->cin;
-      parts = 1;
-    }
-  }
+  size_t floats = cv_weight_floats(g), out_floats = (size_t)g->n * g->cout * g->plane;
+  int ci_chunk, parts = cv_split(g, &ci_chunk);
   size_t xp_floats = 0, part_floats = parts > 1 ? (size_t)parts * out_floats : 0;
-  cl_mem ws = NULL;
+  cl_mem ws = NULL, kept = NULL;
   skd_kernel *k, *ks = NULL;
   skd_tensor xp;
-  skd_status st = cv_padded_floats(p, x, &xp_floats);
-  if (st == SKD_OK) st = skd_workspace_get(ctx, (used + floats + xp_floats + part_floats) * sizeof(float), &ws);
+  int fresh = 0;
+  /* Frozen weights (a teacher's) keep their transposed copy between calls. */
+  skd_status st = skd_context_derived(ctx, weight->mem, weight->offset, floats * sizeof(float), &kept, &fresh);
+  size_t wt_floats = kept ? 0 : floats; /* in the workspace */
+  if (st == SKD_OK) st = cv_padded_floats(p, x, &xp_floats);
+  if (st == SKD_OK) st = skd_workspace_get(ctx, (used + wt_floats + xp_floats + part_floats) * sizeof(float), &ws);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_cv_fwd", &k);
   if (st == SKD_OK && parts > 1) st = skd_kernel_get(ctx, "conv", "conv2d_cv_sum_parts", &ks);
   if (st != SKD_OK) return st;
-  skd_tensor wt = skd_tensor_view(ws, used, 1, 1, g->k, cpad);
-  skd_tensor out = parts > 1 ? skd_tensor_view(ws, used + floats + xp_floats, parts, 1, 1, (int)out_floats) : *y;
-  st = cv_transpose_weights(ctx, g, weight, &wt);
-  if (st == SKD_OK) st = cv_pad_input(ctx, p, x, ws, used + floats, &xp);
+  skd_tensor wt = kept ? skd_tensor_view(kept, 0, 1, 1, g->k, cpad) : skd_tensor_view(ws, used, 1, 1, g->k, cpad);
+  skd_tensor out = parts > 1 ? skd_tensor_view(ws, used + wt_floats + xp_floats, parts, 1, 1, (int)out_floats) : *y;
+  if (!kept || fresh) st = cv_transpose_weights(ctx, g, weight, &wt);
+  if (st == SKD_OK) st = cv_pad_input(ctx, p, x, ws, used + wt_floats, &xp);
   if (st != SKD_OK) return st;
   skd_args a = skd_args_begin(k);
   skd_arg_int(&a, g->n);
@@ -417,7 +435,9 @@ static skd_status flipped_backward_x(skd_context *ctx, skd_conv2d_algo algo, con
   int total = g->cin * g->cout * p->kh * p->kw;
   cl_mem flipped = NULL;
   skd_kernel *k;
-  skd_status st = skd_workspace_get(ctx, ((size_t)total + cv_weight_floats(algo, &t)) * sizeof(float), &flipped);
+  size_t after = 0; /* what the forward takes after the flipped weights */
+  skd_status st = algo == SKD_CONV2D_VEC ? cv_workspace_floats(&q, &t, dy, &after) : SKD_OK;
+  if (st == SKD_OK) st = skd_workspace_get(ctx, ((size_t)total + after) * sizeof(float), &flipped);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_flip_weights", &k);
   if (st != SKD_OK) return st;
   skd_tensor wf = skd_tensor_view(flipped, 0, g->cin, g->cout, p->kh, p->kw);

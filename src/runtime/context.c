@@ -99,6 +99,7 @@ void skd_context_free(skd_context *ctx) {
   if (ctx->queue) clFinish(ctx->queue);
   if (p) {
     skd_profile_release(ctx);
+    skd_context_release_frozen(ctx);
     for (int i = 0; i < p->nkernels; i++) {
       clReleaseKernel(p->kernels[i]->kernel);
       free(p->kernels[i]);

@@ -34,6 +34,12 @@ struct pending_event {
   int is_call; /* 0: a group's copy of a command (the group counts its own calls) */
 };
 
+struct derived_buffer {
+  cl_mem source; /* a frozen buffer */
+  size_t offset, bytes;
+  cl_mem buffer;
+};
+
 struct skd_runtime_private {
   char cache_dir[1024];
   char cache_root[1024];         /* cache_dir even when the kernel cache is off ("" if none) */
@@ -51,10 +57,18 @@ struct skd_runtime_private {
   struct pending_event pending[SKD_MAX_PENDING_EVENTS];
   int npending;
   int group_slot;                /* the open profile group's slot, or -1 */
+  cl_mem *frozen;                /* frozen.c */
+  int nfrozen;
+  struct derived_buffer *derived;
+  int nderived;
+  size_t derived_bytes;
   cl_mem workspace;
   size_t workspace_bytes;
   skd_conv_tuning conv;          /* conv2d's algorithm rules and direct blocking (conv_tuning.c) */
 };
+
+/* frozen.c */
+void skd_context_release_frozen(skd_context *ctx);
 
 /* program.c */
 skd_status skd_program_get(skd_context *ctx, const char *family, cl_program *out);

@@ -69,7 +69,8 @@ void skd_trainer_memory_usage(const skd_trainer *t, skd_trainer_memory *m) {
   m->optimiser += dopt;
   m->other = dother + S_COUNT * sizeof(float);
   m->workspace = skd_workspace_bytes(t->ctx);
-  m->total = m->arena + m->params + m->optimiser + m->pools + m->workspace + m->other;
+  m->derived = skd_context_derived_bytes(t->ctx);
+  m->total = m->arena + m->params + m->optimiser + m->pools + m->workspace + m->derived + m->other;
 }
 
 /* Timing mode: waits for the device and adds the time since *mark to the

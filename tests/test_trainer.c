@@ -497,7 +497,7 @@ START_TEST(timing_mode_records_every_phase) {
            "workspace %zu other %zu)\n",
            timed, 1e3 * r[timed].seconds, sum, m.total, m.arena, m.params, m.optimiser, m.pools, m.workspace, m.other);
     ck_assert(m.arena > 0 && m.params > 0 && m.optimiser > 0 && m.pools > 0 && m.workspace > 0);
-    ck_assert(m.total == m.arena + m.params + m.optimiser + m.pools + m.workspace + m.other);
+    ck_assert(m.total == m.arena + m.params + m.optimiser + m.pools + m.workspace + m.derived + m.other);
     skd_trainer_free(t);
   }
   ck_assert_ptr_null(skd_phase_name(SKD_PHASE_COUNT));

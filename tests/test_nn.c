@@ -7,6 +7,7 @@
  * checkpoint round trip and load errors; steady state (no buffer creation
  * after the first steps); bad arguments; and the timing of a width 0.25
  * ResNet-18 PSPNet step (printed). */
+#include <math.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -519,6 +520,69 @@ START_TEST(test_load_errors) {
 }
 END_TEST
 
+/* The formula weights of every key, with element 1 of `poisoned` set to `value`. */
+static void write_poisoned(const struct keys *k, const char *path, const char *poisoned, float value) {
+  skd_safetensors_writer *w = NULL;
+  CK_OK(skd_safetensors_writer_create(&w));
+  for (int i = 0; i < k->count; i++) {
+    size_t n = 1;
+    for (int d = 0; d < k->ndim[i]; d++) n *= (size_t)k->shape[i][d];
+    float *v = malloc(n * sizeof *v);
+    ck_assert(v != NULL);
+    formula_values(k->name[i], k->ndim[i], k->shape[i], v);
+    if (strcmp(k->name[i], poisoned) == 0) {
+      ck_assert(n > 1);
+      v[1] = value;
+    }
+    CK_OK(skd_safetensors_writer_add(w, k->name[i], k->ndim[i], k->shape[i], v));
+    free(v);
+  }
+  CK_OK(skd_safetensors_write(w, path));
+  skd_safetensors_writer_free(w);
+}
+
+/* NaN, infinities and negative batch-norm variances are refused at the file,
+ * naming it and the tensor, and the network keeps the values it had; a
+ * network holding one is never saved. */
+START_TEST(test_bad_values) {
+  struct keys *k = read_keys("r18_w0.05_c5");
+  skd_pspnet *net = make_net(18, 0.05, 5, 0); /* frozen, as a teacher */
+  const char *path = temp_path("values");
+  write_checkpoint(k, path, NULL, NULL);
+  CK_OK(skd_nn_params_load(&net->params, path, 0));
+  skd_param *conv1 = &skd_nn_params_find(&net->params, "conv1.weight")->param;
+  float *good = dev_fetch(&conv1->value);
+  static const struct {
+    const char *tensor;
+    float value;
+    const char *says;
+  } bad[] = {
+      {"conv1.weight", NAN, "tensor 'conv1.weight' holds NaN at element 1 of"},
+      {"head.bias", INFINITY, "tensor 'head.bias' holds an infinity at element 1 of 5"},
+      {"layer1.0.bn1.running_var", -0.5f, "tensor 'layer1.0.bn1.running_var' holds a negative variance (-0.5)"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    write_poisoned(k, path, bad[i].tensor, bad[i].value);
+    ck_assert_int_eq(skd_nn_params_load(&net->params, path, 0), SKD_EFORMAT);
+    const char *msg = skd_error_last();
+    printf("load error: %s\n", msg);
+    ck_assert_msg(strstr(msg, bad[i].says) && strstr(msg, path), "%s", msg);
+    ck_assert(memcmp(dev_fetch(&conv1->value), good, skd_tensor_numel(&conv1->value) * sizeof(float)) == 0);
+  }
+  /* An infinity in the network: no file is written. */
+  float *inf = host_copy(good, skd_tensor_numel(&conv1->value));
+  inf[0] = -INFINITY;
+  CK_OK(skd_tensor_upload(T, &conv1->value, inf));
+  unlink(path);
+  ck_assert_int_eq(skd_nn_params_save(&net->params, path), SKD_EFORMAT);
+  ck_assert_msg(strstr(skd_error_last(), "refusing to save: tensor 'conv1.weight' holds an infinity at element 0"),
+                "%s", skd_error_last());
+  ck_assert_int_ne(access(path, F_OK), 0);
+  free(k);
+  skd_pspnet_free(net);
+}
+END_TEST
+
 /* ---- arguments ---- */
 
 START_TEST(test_bad_arguments) {
@@ -654,6 +718,7 @@ int main(void) {
   tcase_add_test(tc, test_fd_eval);
   tcase_add_test(tc, test_dropout);
   tcase_add_test(tc, test_load_errors);
+  tcase_add_test(tc, test_bad_values);
   tcase_add_test(tc, test_bad_arguments);
   tcase_add_test(tc, test_steady_state_and_timing);
   suite_add_tcase(s, tc);

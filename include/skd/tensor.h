@@ -35,6 +35,13 @@ skd_status skd_tensor_fill(skd_context *ctx, const skd_tensor *t, float value);
 skd_status skd_tensor_copy(skd_context *ctx, const skd_tensor *dst, const skd_tensor *src);
 
 int skd_tensor_same_shape(const skd_tensor *a, const skd_tensor *b);
+/* Values on their way into or out of a checkpoint: SKD_EFORMAT naming
+ * `name` (in `what`, e.g. "checkpoint") at the first NaN or infinity, or the
+ * first negative value of a batch-norm variance (a name ending in
+ * "running_var"). NaN can hide in a network (ReLU maps it to 0), so it is
+ * stopped at the file. */
+skd_status skd_values_check(const float *v, size_t n, const char *name, const char *what);
+
 /* SKD_OK when t has shape (n, c, h, w); else SKD_EINVAL naming `what`. */
 skd_status skd_tensor_expect(const skd_tensor *t, int n, int c, int h, int w, const char *what);
 skd_status skd_tensor_expect_same(const skd_tensor *a, const skd_tensor *b, const char *what);

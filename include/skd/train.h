@@ -73,6 +73,9 @@ void skd_trainer_free(skd_trainer *t);
 
 const skd_train_config *skd_trainer_config(const skd_trainer *t);
 long skd_trainer_step_count(const skd_trainer *t);
+/* The frozen teacher's network, NULL when training without one. Writing its
+ * values must be followed by skd_context_changed on their buffer. */
+skd_pspnet *skd_trainer_teacher(skd_trainer *t);
 /* The best validation mIoU so far (NaN before the first validation). */
 double skd_trainer_best_miou(const skd_trainer *t);
 /* Device buffers created so far for the steps' activations and scratch (the

@@ -288,7 +288,9 @@ skd_status skd_nn_params_write(skd_nn_params *r, skd_safetensors_writer *w, cons
     const skd_nn_entry *e = r->entries[i];
     char name[300];
     snprintf(name, sizeof name, "%s%s", prefix ? prefix : "", e->param.name);
-    st = skd_safetensors_writer_add(w, name, e->ndim, e->shape, host + e->param.value.offset);
+    const float *v = host + e->param.value.offset;
+    st = skd_values_check(v, skd_tensor_numel(&e->param.value), name, "refusing to save");
+    if (st == SKD_OK) st = skd_safetensors_writer_add(w, name, e->ndim, e->shape, v);
   }
   free(host);
   return st;
@@ -428,7 +430,10 @@ skd_status skd_nn_params_read(skd_nn_params *r, skd_safetensors *f, const char *
   for (int i = 0; host && st == SKD_OK && i < r->count; i++) {
     if (source[i] < 0) continue;
     const skd_nn_entry *e = r->entries[i];
-    st = skd_safetensors_read_f32(f, source[i], host + e->param.value.offset, skd_tensor_numel(&e->param.value));
+    float *v = host + e->param.value.offset;
+    size_t n = skd_tensor_numel(&e->param.value);
+    st = skd_safetensors_read_f32(f, source[i], v, n);
+    if (st == SKD_OK) st = skd_values_check(v, n, skd_safetensors_entry_at(f, source[i])->name, "checkpoint");
   }
   if (host && st == SKD_OK) st = upload_all(r, host);
   free(host);

@@ -1,5 +1,6 @@
 /* Tensors and parameters. */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +41,20 @@ skd_status skd_tensor_download(skd_context *ctx, const skd_tensor *t, float *hos
   return skd_cl_check(clEnqueueReadBuffer(ctx->queue, t->mem, CL_TRUE, t->offset * sizeof(float), bytes,
                                           host, 0, NULL, NULL),
                       "tensor download (clEnqueueReadBuffer)");
+}
+
+skd_status skd_values_check(const float *v, size_t n, const char *name, const char *what) {
+  size_t len = strlen(name), suffix = strlen("running_var");
+  int variance = len >= suffix && strcmp(name + len - suffix, "running_var") == 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!isfinite(v[i]))
+      return skd_error(SKD_EFORMAT, "%s: tensor '%s' holds %s at element %zu of %zu", what, name,
+                       isnan(v[i]) ? "NaN" : "an infinity", i, n);
+    if (variance && v[i] < 0.0f)
+      return skd_error(SKD_EFORMAT, "%s: tensor '%s' holds a negative variance (%g) at element %zu of %zu", what,
+                       name, (double)v[i], i, n);
+  }
+  return SKD_OK;
 }
 
 skd_status skd_tensor_fill(skd_context *ctx, const skd_tensor *t, float value) {

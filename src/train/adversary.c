@@ -110,6 +110,7 @@ skd_status adversary_write(struct adversary *a, skd_safetensors_writer *w) {
       int ndim = file_shape(&p->value, shape);
       snprintf(name, sizeof name, "%s%s", prefixes[k], p->name);
       st = skd_tensor_download(a->ctx, tensors[k], host);
+      if (st == SKD_OK) st = skd_values_check(host, skd_tensor_numel(tensors[k]), name, "refusing to save");
       if (st == SKD_OK) st = skd_safetensors_writer_add(w, name, ndim, shape, host);
       free(host);
     }
@@ -139,6 +140,7 @@ skd_status adversary_read(struct adversary *a, skd_safetensors *f) {
       if (!host) return skd_error(SKD_ENOMEM, "checkpoint: out of host memory");
       skd_tensor *dst = k == 0 ? &p->value : &p->state1;
       st = skd_safetensors_read_f32(f, j, host, n);
+      if (st == SKD_OK) st = skd_values_check(host, n, name, "checkpoint");
       if (st == SKD_OK && !dst->mem) st = skd_tensor_alloc(a->ctx, dst, p->value.n, p->value.c, p->value.h, p->value.w);
       if (st == SKD_OK) st = skd_tensor_upload(a->ctx, dst, host);
       free(host);

@@ -135,6 +135,7 @@ skd_status checkpoint_write_optim(skd_safetensors_writer *w, skd_nn_params *r, c
     snprintf(name, sizeof name, "%s%s", prefix, e->param.name);
     st = grow(&host, &cap, skd_tensor_numel(&e->param.state1));
     if (st == SKD_OK) st = skd_tensor_download(r->ctx, &e->param.state1, host);
+    if (st == SKD_OK) st = skd_values_check(host, skd_tensor_numel(&e->param.state1), name, "refusing to save");
     if (st == SKD_OK) st = skd_safetensors_writer_add(w, name, e->ndim, e->shape, host);
   }
   free(host);
@@ -162,6 +163,7 @@ skd_status checkpoint_read_optim(skd_safetensors *f, skd_nn_params *r, const cha
     const skd_tensor *v = &e->param.value;
     st = grow(&host, &cap, n);
     if (st == SKD_OK) st = skd_safetensors_read_f32(f, k, host, n);
+    if (st == SKD_OK) st = skd_values_check(host, n, name, "checkpoint");
     if (st == SKD_OK && !s1->mem) st = skd_tensor_alloc(r->ctx, s1, v->n, v->c, v->h, v->w);
     if (st == SKD_OK) st = skd_tensor_upload(r->ctx, s1, host);
   }

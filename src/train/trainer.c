@@ -30,6 +30,7 @@ skd_tensor trainer_scalar(const struct skd_trainer *t, enum scalar_slot s) {
 
 const skd_train_config *skd_trainer_config(const skd_trainer *t) { return &t->cfg; }
 long skd_trainer_step_count(const skd_trainer *t) { return t->step; }
+skd_pspnet *skd_trainer_teacher(skd_trainer *t) { return t->teacher; }
 double skd_trainer_best_miou(const skd_trainer *t) { return t->best_miou; }
 
 unsigned long skd_trainer_buffer_creations(const skd_trainer *t) {

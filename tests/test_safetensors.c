@@ -3,13 +3,17 @@
  * F16/BF16/F64/integer conversion, every kind of bad file, and atomic
  * writes that fail before, during and after writing. Needs no device. */
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <utime.h>
 #include <unistd.h>
 
 #include "support.h"
+#include "skd/io/fs.h"
 
 /* ---- a temporary directory per test ---- */
 
@@ -564,6 +568,49 @@ START_TEST(write_into_missing_directory) {
 }
 END_TEST
 
+/* A pid no process has here, probed downwards from `from`. */
+static long free_pid(long from) {
+  for (long pid = from; pid > 1; pid--)
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return pid;
+  ck_abort_msg("no free pid");
+  return 0;
+}
+
+static void touch_file(const char *path, time_t age) {
+  FILE *f = fopen(path, "wb");
+  ck_assert(f != NULL);
+  fputs("partial", f);
+  fclose(f);
+  struct utimbuf t = {time(NULL) - age, time(NULL) - age};
+  ck_assert_int_eq(utime(path, &t), 0);
+}
+
+/* A save removes the temporaries that killed writers left beside its file
+ * (old, their pid gone), and keeps those of a live process, recent ones (a
+ * writer elsewhere on a shared file system) and other files. */
+START_TEST(stale_temporaries_removed) {
+  const char *path = in_dir("ckpt.safetensors");
+  char dead_old[600], dead_recent[600], live_old[600], other[600];
+  long pid = free_pid(4194303); /* the usual pid_max - 1 */
+  snprintf(dead_old, sizeof dead_old, "%s.tmp.%ld", path, pid);
+  snprintf(dead_recent, sizeof dead_recent, "%s.tmp.%ld", path, free_pid(pid - 1));
+  snprintf(live_old, sizeof live_old, "%s.tmp.%ld", path, (long)getppid());
+  snprintf(other, sizeof other, "%s.tmp.notapid", path);
+  touch_file(dead_old, 3600);
+  touch_file(dead_recent, 0);
+  touch_file(live_old, 3600);
+  touch_file(other, 3600);
+  skd_safetensors_writer *w = writer_of(10, 1.0f);
+  CK_OK(skd_safetensors_write(w, path));
+  skd_safetensors_writer_free(w);
+  ck_assert_msg(access(dead_old, F_OK) != 0, "%s was kept", dead_old);
+  ck_assert_msg(access(dead_recent, F_OK) == 0, "%s (recent) was removed", dead_recent);
+  ck_assert_msg(access(live_old, F_OK) == 0, "%s (a live process's) was removed", live_old);
+  ck_assert_msg(access(other, F_OK) == 0, "%s was removed", other);
+  ck_assert_int_eq(skd_remove_stale_temporaries(path), 0);
+}
+END_TEST
+
 /* Checks that path still holds `old` (n bytes) and is the only file in dir. */
 static void expect_untouched(const char *path, const unsigned char *old, size_t n) {
   size_t m;
@@ -653,6 +700,7 @@ int main(void) {
   tcase_add_test(tc, write_fails_midway);
   tcase_add_test(tc, write_fails_at_create);
   tcase_add_test(tc, write_fails_at_rename);
+  tcase_add_test(tc, stale_temporaries_removed);
   suite_add_tcase(s, tc);
   return support_main_host(s);
 }

@@ -1,11 +1,17 @@
 #include "skd/io/fs.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* A temporary file untouched this long belongs to no running writer. */
+#define STALE_TMP_SECONDS 60
 
 static skd_status make_dir(const char *path, const char *what) {
   if (mkdir(path, 0755) == 0 || errno == EEXIST) {
@@ -82,4 +88,45 @@ skd_status skd_write_file_atomic(const char *path, const void *data, size_t size
     return skd_error(SKD_EIO, "%s: cannot write it: %s", path, strerror(e));
   }
   return SKD_OK;
+}
+
+/* The pid in "<base>.tmp.<pid>", or 0 when name is not such a file. */
+static long temporary_pid(const char *name, const char *base) {
+  size_t n = strlen(base);
+  if (strncmp(name, base, n) != 0 || strncmp(name + n, ".tmp.", 5) != 0) return 0;
+  const char *digits = name + n + 5;
+  char *end = NULL;
+  long pid = strtol(digits, &end, 10);
+  return *digits && *end == '\0' && pid > 0 ? pid : 0;
+}
+
+int skd_remove_stale_temporaries(const char *path) {
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  size_t len = slash ? (size_t)(slash - path) : 0;
+  if (len >= sizeof dir) return 0;
+  if (!slash) strcpy(dir, ".");
+  else if (len == 0) strcpy(dir, "/");
+  else {
+    memcpy(dir, path, len);
+    dir[len] = '\0';
+  }
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int removed = 0;
+  time_t now = time(NULL);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    long pid = temporary_pid(e->d_name, base);
+    if (pid == 0 || pid == (long)getpid()) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive here, or not ours to ask */
+    char full[8300];
+    struct stat sb;
+    if (snprintf(full, sizeof full, "%s/%s", dir, e->d_name) >= (int)sizeof full) continue;
+    if (lstat(full, &sb) != 0 || !S_ISREG(sb.st_mode) || now - sb.st_mtime < STALE_TMP_SECONDS) continue;
+    if (unlink(full) == 0) removed++;
+  }
+  closedir(d);
+  return removed;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "io/safetensors_private.h"
+#include "skd/io/fs.h"
 
 #define CHUNK_FLOATS 16384
 
@@ -228,6 +229,7 @@ skd_status skd_safetensors_write(const skd_safetensors_writer *w, const char *pa
     goto done;
   }
   snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
+  skd_remove_stale_temporaries(path); /* what writers killed mid-save left */
   fp = fopen(tmp, "wb");
   if (!fp) {
     st = skd_error(SKD_EIO, "%s: cannot create the temporary file %s: %s", path, tmp, strerror(errno));

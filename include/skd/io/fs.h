@@ -19,4 +19,11 @@ skd_status skd_read_file(const char *path, char **out, size_t *size, size_t limi
  * the old file or the whole new one; the temporary is removed on failure. */
 skd_status skd_write_file_atomic(const char *path, const void *data, size_t size);
 
+/* Removes what killed writers left beside path: files named
+ * "<name of path>.tmp.<pid>" whose process is gone and that nobody has
+ * written for STALE_TMP_SECONDS (a writer on another machine of a shared
+ * file system may reuse a pid that is free here: its file is recent). A file
+ * that cannot be removed is left; returns how many were removed. */
+int skd_remove_stale_temporaries(const char *path);
+
 #endif

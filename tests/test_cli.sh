@@ -37,6 +37,26 @@ run train ok "$SKD" train --train-list demo/train.txt --val-list demo/val.txt --
 CKPT=run/last.safetensors
 [ -f "$CKPT" ] || { fail "training wrote no $CKPT"; exit 1; }
 
+# ---- SIGTERM (a scheduler preempting the job): saves, says so, exits 143, resumes ----
+"$SKD" train --train-list demo/train.txt --preset demo --arch resnet18 --width 0.0625 --crop 64 --batch 2 \
+  --steps 100000 --log-every 1 --out term >term.out 2>term.err &
+pid=$!
+for _ in $(seq 1 300); do
+  [ -s term/log.jsonl ] && break
+  sleep 0.1
+done
+kill -TERM $pid
+wait $pid
+rc=$?
+[ $rc -eq 143 ] || fail "SIGTERM: exit $rc, expected 143"
+has term.err "stopped by SIGTERM at step"
+[ -f term/last.safetensors ] || fail "SIGTERM: no term/last.safetensors"
+absent term/last.safetensors.tmp.$pid
+stopped=$(sed -n 's/.*stopped by SIGTERM at step \([0-9]*\).*/\1/p' term.err)
+run term_resume ok "$SKD" train --train-list demo/train.txt --preset demo --arch resnet18 --width 0.0625 --crop 64 \
+  --batch 2 --steps $((stopped + 1)) --resume term/last.safetensors --out term
+has term_resume.err "steps $stopped..$((stopped + 1))"
+
 # ---- eval ----
 run eval ok "$SKD" eval --checkpoint $CKPT --list demo/val.txt
 has eval.out "on 2 images of demo/val.txt, whole images"

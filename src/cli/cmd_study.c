@@ -402,7 +402,7 @@ static int study_main(const cli_globals *g, study *s, int argc, char **argv) {
       if (rc == 0) rc = do_run(ctx, &cfg, label, &s->res.run[r].miou[k]);
     }
   cli_close_context(ctx);
-  if (rc == 130) fprintf(stderr, "study interrupted: run the same command again to continue\n");
+  if (rc == 130 || rc == 143) fprintf(stderr, "study interrupted: run the same command again to continue\n");
   if (rc) return rc;
   snprintf(s->res.teacher_path, sizeof s->res.teacher_path, "%s", s->common.teacher_path);
   study_report_print(&s->res, json, stdout);

@@ -8,12 +8,11 @@
 
 #include "cli/train_run.h"
 
+/* The signal that asked the run to stop (SIGINT: Ctrl-C; SIGTERM: a
+ * scheduler preempting the job), or 0. */
 static volatile sig_atomic_t interrupted = 0;
 
-static void on_sigint(int sig) {
-  (void)sig;
-  interrupted = 1;
-}
+static void on_stop_signal(int sig) { interrupted = sig; }
 
 static void log_step(FILE *log, const skd_step_report *r, double images_per_s) {
   fprintf(log, "{\"step\": %ld, \"lr\": %.6g, \"loss\": %.6g, \"task\": %.6g, \"pixel\": %.6g, \"pair\": %.6g, "
@@ -103,8 +102,9 @@ int train_run(skd_context *ctx, const skd_train_config *cfg, const char *resume,
           c->teacher_path);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
+  sa.sa_handler = on_stop_signal;
   sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
 
   int unlabeled = !c->unlabeled_list[0] ? 0 : c->unlabeled_batch > 0 ? c->unlabeled_batch : c->batch;
   int ok = 1, quiet_every = c->steps / 20 > c->log_every ? c->steps / 20 : c->log_every;
@@ -128,14 +128,14 @@ int train_run(skd_context *ctx, const skd_train_config *cfg, const char *resume,
   if (ok && !interrupted && c->val_list[0]) ok = validate(t, log, c->out_dir, terminal, quiet, &miou);
   int saved = ok || interrupted ? save(t, c->out_dir, "last.safetensors") : 0;
   if (interrupted && saved)
-    fprintf(stderr, "\ninterrupted at step %ld: saved %s/last.safetensors (continue with --resume)\n",
-            skd_trainer_step_count(t), c->out_dir);
+    fprintf(stderr, "\n%s at step %ld: saved %s/last.safetensors (continue with --resume)\n",
+            interrupted == SIGTERM ? "stopped by SIGTERM" : "interrupted", skd_trainer_step_count(t), c->out_dir);
   else if (ok && saved && !quiet)
     fprintf(stderr, "%sdone: %s/last.safetensors%s\n", terminal ? "\n" : "", c->out_dir,
             c->val_list[0] ? " and best.safetensors" : "");
   fclose(log);
   skd_trainer_free(t);
   if (final_miou) *final_miou = miou;
-  if (interrupted) return 130;
+  if (interrupted) return 128 + interrupted; /* the shell's code for death by that signal: 130, 143 */
   return ok && saved ? 0 : 1;
 }

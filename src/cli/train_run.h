@@ -10,7 +10,8 @@
  * out_dir/last.safetensors (and best.safetensors with a validation list).
  * quiet: progress only as one line at the end. *final_miou (may be NULL):
  * the last validation's mIoU, NaN without a validation list. Returns 0, 1 on
- * an error (printed), or 130 after Ctrl-C (saved). */
+ * an error (printed), or 128 + the signal after SIGINT (Ctrl-C: 130) or
+ * SIGTERM (a scheduler's preemption: 143), having saved last.safetensors. */
 int train_run(skd_context *ctx, const skd_train_config *cfg, const char *resume, int quiet, double *final_miou);
 
 #endif

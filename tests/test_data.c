@@ -71,6 +71,13 @@ START_TEST(list_parsing) {
   ck_assert_str_eq(skd_dataset_image_path(d, 0), tmp_path("a.png"));
   skd_dataset_free(d);
 
+  /* A UTF-8 byte order mark before the first path is not part of it. */
+  write_text("bom.txt", "\xEF\xBB\xBF" "a.png a_l.png\nb.png b_l.png\n");
+  CK_OK(skd_dataset_open(&d, tmp_path("bom.txt"), NULL, &m));
+  ck_assert_int_eq(skd_dataset_size(d), 2);
+  ck_assert_str_eq(skd_dataset_image_path(d, 0), tmp_path("a.png"));
+  skd_dataset_free(d);
+
   write_text("one.txt", "a.png a_l.png\n# ok\n\nb.png\n");
   d = (skd_dataset *)1;
   expect_error(skd_dataset_open(&d, tmp_path("one.txt"), NULL, &m), SKD_EFORMAT, "one.txt:4: expected 'image_path label_path'",

@@ -537,6 +537,12 @@ START_TEST(conv_shape_rule_routes) {
   ck_assert_uint_eq(profile_calls(ctx, "conv2d_cv_fwd"), vec0 + 1);
   unsetenv("SKD_CONV_ALGO");
   skd_context_free(ctx);
+  /* A value that names no algorithm stops the context, not silently ignored. */
+  setenv("SKD_CONV_ALGO", "vek", 1);
+  skd_context *bad = NULL;
+  ck_assert_int_eq(skd_context_create(&bad, &o), SKD_EINVAL);
+  ck_assert_msg(strstr(skd_error_last(), "SKD_CONV_ALGO: 'vek' is not an algorithm"), "%s", skd_error_last());
+  unsetenv("SKD_CONV_ALGO");
 }
 END_TEST
 

@@ -108,6 +108,9 @@ static skd_status parse(skd_dataset *d, FILE *f, const char *dir) {
   while ((len = getline(&buf, &bufcap, f)) >= 0) {
     line++;
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) buf[--len] = '\0';
+    /* A UTF-8 byte order mark (editors on Windows write one) is not part of
+     * the first path. */
+    if (line == 1 && len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) memmove(buf, buf + 3, (size_t)(len -= 3) + 1);
     char shown[84]; /* the line as written, shortened, for messages */
     snprintf(shown, sizeof shown, strlen(buf) > 80 ? "%.77s..." : "%s", buf);
     const char *p = buf;

@@ -71,6 +71,13 @@ skd_status skd_context_create(skd_context **out, const skd_context_options *opti
   ctx->profiling = prof;
   choose_cache_dir(p, options);
   skd_conv_tuning_default(&p->conv);
+  /* conv2d reads SKD_CONV_ALGO at every call; a misspelt value must not pass silently. */
+  const char *algo = getenv("SKD_CONV_ALGO");
+  skd_conv2d_algo forced;
+  if (algo && *algo && skd_conv2d_algo_parse(algo, &forced) != SKD_OK) {
+    st = skd_error(SKD_EINVAL, "SKD_CONV_ALGO: '%s' is not an algorithm (auto, gemm, direct or vec)", algo);
+    goto done;
+  }
 
   cl_int err = CL_SUCCESS;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->info.platform_id, 0};

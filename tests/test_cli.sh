@@ -57,6 +57,14 @@ run term_resume ok "$SKD" train --train-list demo/train.txt --preset demo --arch
   --batch 2 --steps $((stopped + 1)) --resume term/last.safetensors --out term
 has term_resume.err "steps $stopped..$((stopped + 1))"
 
+# ---- a log that cannot be written (a full disk): the run stops and says so ----
+if [ -w /dev/full ]; then
+  mkdir -p full && ln -s /dev/full full/log.jsonl
+  run full error "$SKD" train --train-list demo/train.txt --preset demo --arch resnet18 --width 0.0625 --crop 64 \
+    --batch 2 --steps 3 --out full
+  has full.err "writing full/log.jsonl failed: No space left on device"
+fi
+
 # ---- eval ----
 run eval ok "$SKD" eval --checkpoint $CKPT --list demo/val.txt
 has eval.out "on 2 images of demo/val.txt, whole images"

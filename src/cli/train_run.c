@@ -14,7 +14,15 @@ static volatile sig_atomic_t interrupted = 0;
 
 static void on_stop_signal(int sig) { interrupted = sig; }
 
-static void log_step(FILE *log, const skd_step_report *r, double images_per_s) {
+/* 1 when what was written to the log reached the file; else says so (a full
+ * disk must not go unnoticed) and returns 0, which stops the run. */
+static int log_written(FILE *log, const char *dir) {
+  if (fflush(log) == 0 && !ferror(log)) return 1;
+  fprintf(stderr, "\nskd-cl train: writing %s/log.jsonl failed: %s\n", dir, strerror(errno));
+  return 0;
+}
+
+static int log_step(FILE *log, const char *dir, const skd_step_report *r, double images_per_s) {
   fprintf(log, "{\"step\": %ld, \"lr\": %.6g, \"loss\": %.6g, \"task\": %.6g, \"pixel\": %.6g, \"pair\": %.6g, "
                "\"holistic\": %.6g, \"d_loss\": %.6g, \"d_real\": %.6g, \"d_fake\": %.6g, \"d_penalty\": %.6g, "
                "\"images_per_s\": %.4g",
@@ -30,7 +38,7 @@ static void log_step(FILE *log, const skd_step_report *r, double images_per_s) {
     }
   }
   fprintf(log, "}\n");
-  fflush(log);
+  return log_written(log, dir);
 }
 
 static void progress_line(FILE *f, const skd_train_config *c, const skd_step_report *r, double images_per_s,
@@ -72,7 +80,7 @@ static int validate(skd_trainer *t, FILE *log, const char *dir, int terminal, in
           100.0 * m.mean_iou, 100.0 * m.pixel_accuracy, isnan(before) || m.mean_iou > before ? " (best)" : "");
   fprintf(log, "{\"step\": %ld, \"val_miou\": %.6g, \"val_pixel_accuracy\": %.6g, \"val_mean_accuracy\": %.6g}\n", step,
           m.mean_iou, m.pixel_accuracy, m.mean_accuracy);
-  fflush(log);
+  if (!log_written(log, dir)) return 0;
   if (isnan(before) || m.mean_iou > before) return save(t, dir, "best.safetensors");
   return 1;
 }
@@ -118,7 +126,10 @@ int train_run(skd_context *ctx, const skd_train_config *cfg, const char *resume,
     }
     double ips = (c->batch + unlabeled) / r.seconds;
     rate = rate == 0 ? ips : 0.9 * rate + 0.1 * ips;
-    if (r.step % c->log_every == 0 || r.step == c->steps) log_step(log, &r, ips);
+    if ((r.step % c->log_every == 0 || r.step == c->steps) && !log_step(log, c->out_dir, &r, ips)) {
+      ok = 0;
+      break;
+    }
     if (!quiet && (terminal || r.step % quiet_every == 0 || r.step == c->steps))
       progress_line(stderr, c, &r, rate, terminal);
     int at_val = c->val_list[0] && c->val_every > 0 && r.step % c->val_every == 0 && r.step < c->steps;

@@ -83,6 +83,28 @@ static void write_teacher(const char *path, int nan_head) {
   skd_pspnet_free(net);
 }
 
+/* A copy of checkpoint src at dst with metadata key set to value. */
+static void with_metadata(const char *src, const char *dst, const char *key, const char *value) {
+  skd_safetensors *f = NULL;
+  skd_safetensors_writer *w = NULL;
+  CK_OK(skd_safetensors_open(&f, src));
+  CK_OK(skd_safetensors_writer_create(&w));
+  for (int i = 0; i < skd_safetensors_count(f); i++) {
+    const skd_safetensors_entry *e = skd_safetensors_entry_at(f, i);
+    float *v = host_alloc(e->numel);
+    CK_OK(skd_safetensors_read_f32(f, i, v, e->numel));
+    CK_OK(skd_safetensors_writer_add(w, e->name, e->ndim, e->shape, v));
+  }
+  for (int i = 0; i < skd_safetensors_metadata_count(f); i++) {
+    const char *k, *v;
+    skd_safetensors_metadata_at(f, i, &k, &v);
+    CK_OK(skd_safetensors_writer_set_metadata(w, k, strcmp(k, key) == 0 ? value : v));
+  }
+  skd_safetensors_close(f);
+  CK_OK(skd_safetensors_write(w, dst));
+  skd_safetensors_writer_free(w);
+}
+
 /* The teacher's classifier weights turned NaN on the device (a teacher file
  * with NaN is refused when it is read). */
 static void poison_teacher_head(skd_trainer *t) {
@@ -382,6 +404,18 @@ START_TEST(checkpoint_content) {
   ck_assert_int_eq(step, 2);
   ck_assert_msg(best == 0.25, "best %.17g", best);
   ck_assert_mem_eq(&stored, skd_trainer_config(t), sizeof stored);
+  /* A best mIoU that is no mIoU is an error naming the file and the field. */
+  static const char *const bad_best[] = {"garbage", "2.5", "-0.1", "0.3x", ""};
+  for (size_t i = 0; i < sizeof bad_best / sizeof bad_best[0]; i++) {
+    with_metadata(tmp_path("b.safetensors"), tmp_path("bad_best.safetensors"), "best_miou", bad_best[i]);
+    ck_assert_int_eq(skd_checkpoint_read_config(tmp_path("bad_best.safetensors"), &stored, &found, &step, &best),
+                     SKD_EFORMAT);
+    ck_assert_msg(strstr(skd_error_last(), "bad_best.safetensors: metadata 'best_miou': expected a mIoU from 0 to 1"),
+                  "%s", skd_error_last());
+  }
+  with_metadata(tmp_path("b.safetensors"), tmp_path("nan_best.safetensors"), "best_miou", "nan");
+  CK_OK(skd_checkpoint_read_config(tmp_path("nan_best.safetensors"), &stored, &found, &step, &best));
+  ck_assert(isnan(best));
   skd_trainer_free(t);
 
   /* A reference-style checkpoint has no config: found 0, *cfg untouched. */

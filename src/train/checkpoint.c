@@ -35,7 +35,15 @@ static skd_status read_config(skd_safetensors *f, const char *path, skd_train_co
       st = skd_error(SKD_EFORMAT, "%s: metadata 'step': expected a non-negative integer, got '%s'", path, step_text);
     else *step = v;
   }
-  if (st == SKD_OK && best_text) *best = strtod(best_text, NULL);
+  if (st == SKD_OK && best_text) {
+    /* "nan" before any validation, else a mIoU in [0, 1]. */
+    char *end = NULL;
+    double v = strtod(best_text, &end);
+    if (!*best_text || *end || !(isnan(v) || (v >= 0.0 && v <= 1.0)))
+      st = skd_error(SKD_EFORMAT, "%s: metadata 'best_miou': expected a mIoU from 0 to 1 (or nan), got '%s'", path,
+                     best_text);
+    else *best = v;
+  }
   return st;
 }
 

@@ -51,9 +51,35 @@ static void tiny_config(skd_train_config *c, int crop) {
   c->d_width = 4;
 }
 
+/* A copy of checkpoint src at dst (may be src), every value of tensor
+ * nan_tensor NaN and metadata key set to value (either NULL: unchanged),
+ * written past the save's own checks so that loading must judge it. */
+static void copy_checkpoint(const char *src, const char *dst, const char *nan_tensor, const char *key,
+                            const char *value) {
+  skd_safetensors *f = NULL;
+  skd_safetensors_writer *w = NULL;
+  CK_OK(skd_safetensors_open(&f, src));
+  CK_OK(skd_safetensors_writer_create(&w));
+  for (int i = 0; i < skd_safetensors_count(f); i++) {
+    const skd_safetensors_entry *e = skd_safetensors_entry_at(f, i);
+    float *v = host_alloc(e->numel);
+    CK_OK(skd_safetensors_read_f32(f, i, v, e->numel));
+    if (nan_tensor && strcmp(e->name, nan_tensor) == 0)
+      for (size_t j = 0; j < e->numel; j++) v[j] = NAN;
+    CK_OK(skd_safetensors_writer_add(w, e->name, e->ndim, e->shape, v));
+  }
+  for (int i = 0; i < skd_safetensors_metadata_count(f); i++) {
+    const char *k, *v;
+    skd_safetensors_metadata_at(f, i, &k, &v);
+    CK_OK(skd_safetensors_writer_set_metadata(w, k, key && strcmp(k, key) == 0 ? value : v));
+  }
+  skd_safetensors_close(f);
+  CK_OK(skd_safetensors_write(w, dst));
+  skd_safetensors_writer_free(w);
+}
+
 /* A reference-style teacher checkpoint (no run config): a fresh resnet18 at
- * width 1/8; with nan_head its classifier weights are NaN (its logits too),
- * written past the save's own check so that loading must refuse it. */
+ * width 1/8; with nan_head its classifier weights are NaN (its logits too). */
 static void write_teacher(const char *path, int nan_head) {
   skd_pspnet_config pc;
   skd_pspnet_config_default(&pc, 18, SKD_DEMO_CLASSES);
@@ -63,46 +89,8 @@ static void write_teacher(const char *path, int nan_head) {
   skd_pspnet *net = NULL;
   CK_OK(skd_pspnet_create(&net, T, &pc));
   CK_OK(skd_nn_params_save(&net->params, path));
-  if (nan_head) {
-    skd_safetensors *f = NULL;
-    skd_safetensors_writer *w = NULL;
-    CK_OK(skd_safetensors_open(&f, path));
-    CK_OK(skd_safetensors_writer_create(&w));
-    for (int i = 0; i < skd_safetensors_count(f); i++) {
-      const skd_safetensors_entry *e = skd_safetensors_entry_at(f, i);
-      float *v = host_alloc(e->numel);
-      CK_OK(skd_safetensors_read_f32(f, i, v, e->numel));
-      if (strcmp(e->name, "head.weight") == 0)
-        for (size_t j = 0; j < e->numel; j++) v[j] = NAN;
-      CK_OK(skd_safetensors_writer_add(w, e->name, e->ndim, e->shape, v));
-    }
-    skd_safetensors_close(f);
-    CK_OK(skd_safetensors_write(w, path));
-    skd_safetensors_writer_free(w);
-  }
+  if (nan_head) copy_checkpoint(path, path, "head.weight", NULL, NULL);
   skd_pspnet_free(net);
-}
-
-/* A copy of checkpoint src at dst with metadata key set to value. */
-static void with_metadata(const char *src, const char *dst, const char *key, const char *value) {
-  skd_safetensors *f = NULL;
-  skd_safetensors_writer *w = NULL;
-  CK_OK(skd_safetensors_open(&f, src));
-  CK_OK(skd_safetensors_writer_create(&w));
-  for (int i = 0; i < skd_safetensors_count(f); i++) {
-    const skd_safetensors_entry *e = skd_safetensors_entry_at(f, i);
-    float *v = host_alloc(e->numel);
-    CK_OK(skd_safetensors_read_f32(f, i, v, e->numel));
-    CK_OK(skd_safetensors_writer_add(w, e->name, e->ndim, e->shape, v));
-  }
-  for (int i = 0; i < skd_safetensors_metadata_count(f); i++) {
-    const char *k, *v;
-    skd_safetensors_metadata_at(f, i, &k, &v);
-    CK_OK(skd_safetensors_writer_set_metadata(w, k, strcmp(k, key) == 0 ? value : v));
-  }
-  skd_safetensors_close(f);
-  CK_OK(skd_safetensors_write(w, dst));
-  skd_safetensors_writer_free(w);
 }
 
 /* The teacher's classifier weights turned NaN on the device (a teacher file
@@ -407,13 +395,13 @@ START_TEST(checkpoint_content) {
   /* A best mIoU that is no mIoU is an error naming the file and the field. */
   static const char *const bad_best[] = {"garbage", "2.5", "-0.1", "0.3x", ""};
   for (size_t i = 0; i < sizeof bad_best / sizeof bad_best[0]; i++) {
-    with_metadata(tmp_path("b.safetensors"), tmp_path("bad_best.safetensors"), "best_miou", bad_best[i]);
+    copy_checkpoint(tmp_path("b.safetensors"), tmp_path("bad_best.safetensors"), NULL, "best_miou", bad_best[i]);
     ck_assert_int_eq(skd_checkpoint_read_config(tmp_path("bad_best.safetensors"), &stored, &found, &step, &best),
                      SKD_EFORMAT);
     ck_assert_msg(strstr(skd_error_last(), "bad_best.safetensors: metadata 'best_miou': expected a mIoU from 0 to 1"),
                   "%s", skd_error_last());
   }
-  with_metadata(tmp_path("b.safetensors"), tmp_path("nan_best.safetensors"), "best_miou", "nan");
+  copy_checkpoint(tmp_path("b.safetensors"), tmp_path("nan_best.safetensors"), NULL, "best_miou", "nan");
   CK_OK(skd_checkpoint_read_config(tmp_path("nan_best.safetensors"), &stored, &found, &step, &best));
   ck_assert(isnan(best));
   skd_trainer_free(t);

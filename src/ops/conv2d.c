@@ -307,56 +307,58 @@ static void cv_arg_sizes(skd_args *a, const skd_conv2d_params *p, const struct g
 #define CV_SPLIT_TAPS 16384
 #define CV_CHUNK_TAPS 4096
 
-/* How many input-channel chunks (of *ci_chunk channels) conv2d_cv_fwd
- * splits this layer into. */
-static int cv_split(const struct geom *g, int *ci_chunk) {
-  *ci_chunk = g->cin;
-  if (g->k <= CV_SPLIT_TAPS) return 1;
-  int want = (g->k + CV_CHUNK_TAPS - 1) / CV_CHUNK_TAPS;
-  int chunk = (g->cin + want - 1) / want, parts = (g->cin + chunk - 1) / chunk;
-  if ((double)parts * g->n * g->cout * g->plane > INT_MAX) return 1; /* the parts' int indices */
-  *ci_chunk = chunk;
-  return parts;
+/* How conv2d_cv_fwd runs one layer: its input-channel chunks and the
+ * workspace floats it takes after the caller's, in this order: transposed
+ * weights, the zero-padded input, the chunks' partial outputs. */
+struct cv_plan {
+  int ci_chunk, parts;
+  size_t wt, xp, part;
+};
+
+static skd_status cv_plan_of(const skd_conv2d_params *p, const struct geom *g, const skd_tensor *x,
+                             struct cv_plan *plan) {
+  size_t out = (size_t)g->n * g->cout * g->plane;
+  plan->ci_chunk = g->cin;
+  plan->parts = 1;
+  if (g->k > CV_SPLIT_TAPS) {
+    int want = (g->k + CV_CHUNK_TAPS - 1) / CV_CHUNK_TAPS;
+    int chunk = (g->cin + want - 1) / want, parts = (g->cin + chunk - 1) / chunk;
+    if ((double)parts * (double)out <= INT_MAX) { /* the parts' int indices */
+      plan->ci_chunk = chunk;
+      plan->parts = parts;
+    }
+  }
+  plan->wt = cv_weight_floats(g);
+  plan->part = plan->parts > 1 ? (size_t)plan->parts * out : 0;
+  return cv_padded_floats(p, x, &plan->xp);
 }
 
-/* Workspace floats cv_forward takes after the caller's (at most: frozen
- * weights keep theirs apart), so that a caller holding workspace data can
- * reserve it all at once: growing the workspace replaces its buffer. */
-static skd_status cv_workspace_floats(const skd_conv2d_params *p, const struct geom *g, const skd_tensor *x,
-                                      size_t *floats) {
-  int ci_chunk, parts = cv_split(g, &ci_chunk);
-  size_t xp = 0;
-  skd_status st = cv_padded_floats(p, x, &xp);
-  *floats = cv_weight_floats(g) + xp + (parts > 1 ? (size_t)parts * g->n * g->cout * g->plane : 0);
-  return st;
-}
-
-/* y = conv(x) (+ bias) by conv2d_cv_fwd. The workspace after its first
- * `used` floats (which the caller holds) takes the transposed weights (kept
- * apart instead for frozen weights), then, for a padded convolution, the
- * zero-padded input, then, for a layer split into input-channel chunks, each
- * chunk's partial output. */
+/* y = conv(x) (+ bias) by conv2d_cv_fwd, in the workspace after its first
+ * `used` floats (which the caller holds) as cv_plan says, except that frozen
+ * weights keep their transposed copy apart, between calls. A caller holding
+ * workspace data reserves the plan's floats up front: growing the workspace
+ * replaces its buffer. */
 static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g, const skd_tensor *x,
                              const skd_tensor *weight, const skd_tensor *bias, int accumulate, const skd_tensor *y,
                              size_t used) {
   int cpad = cv_padded_cout(g);
-  size_t floats = cv_weight_floats(g), out_floats = (size_t)g->n * g->cout * g->plane;
-  int ci_chunk, parts = cv_split(g, &ci_chunk);
-  size_t xp_floats = 0, part_floats = parts > 1 ? (size_t)parts * out_floats : 0;
+  struct cv_plan plan;
   cl_mem ws = NULL, kept = NULL;
   skd_kernel *k, *ks = NULL;
   skd_tensor xp;
   int fresh = 0;
-  /* Frozen weights (a teacher's) keep their transposed copy between calls. */
-  skd_status st = skd_context_derived(ctx, weight->mem, weight->offset, floats * sizeof(float), &kept, &fresh);
-  size_t wt_floats = kept ? 0 : floats; /* in the workspace */
-  if (st == SKD_OK) st = cv_padded_floats(p, x, &xp_floats);
-  if (st == SKD_OK) st = skd_workspace_get(ctx, (used + wt_floats + xp_floats + part_floats) * sizeof(float), &ws);
+  skd_status st = cv_plan_of(p, g, x, &plan);
+  if (st == SKD_OK)
+    st = skd_context_derived(ctx, weight->mem, weight->offset, plan.wt * sizeof(float), &kept, &fresh);
+  size_t wt_floats = kept ? 0 : plan.wt; /* in the workspace */
+  if (st == SKD_OK) st = skd_workspace_get(ctx, (used + wt_floats + plan.xp + plan.part) * sizeof(float), &ws);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_cv_fwd", &k);
-  if (st == SKD_OK && parts > 1) st = skd_kernel_get(ctx, "conv", "conv2d_cv_sum_parts", &ks);
+  if (st == SKD_OK && plan.parts > 1) st = skd_kernel_get(ctx, "conv", "conv2d_cv_sum_parts", &ks);
   if (st != SKD_OK) return st;
   skd_tensor wt = kept ? skd_tensor_view(kept, 0, 1, 1, g->k, cpad) : skd_tensor_view(ws, used, 1, 1, g->k, cpad);
-  skd_tensor out = parts > 1 ? skd_tensor_view(ws, used + wt_floats + xp_floats, parts, 1, 1, (int)out_floats) : *y;
+  skd_tensor out = plan.parts > 1 ? skd_tensor_view(ws, used + wt_floats + plan.xp, plan.parts, g->n, g->cout,
+                                                    g->plane)
+                                  : *y;
   if (!kept || fresh) st = cv_transpose_weights(ctx, g, weight, &wt);
   if (st == SKD_OK) st = cv_pad_input(ctx, p, x, ws, used + wt_floats, &xp);
   if (st != SKD_OK) return st;
@@ -366,22 +368,22 @@ static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const
   skd_arg_tensor(&a, &xp);
   skd_arg_tensor(&a, &wt);
   skd_arg_int(&a, cpad);
-  skd_arg_int(&a, ci_chunk);
-  skd_arg_int(&a, parts == 1 && bias != NULL);
+  skd_arg_int(&a, plan.ci_chunk);
+  skd_arg_int(&a, plan.parts == 1 && bias != NULL);
   skd_arg_tensor(&a, bias ? bias : weight); /* any valid buffer when there is no bias */
-  skd_arg_int(&a, parts == 1 && accumulate);
+  skd_arg_int(&a, plan.parts == 1 && accumulate);
   skd_arg_tensor(&a, &out);
   size_t local[3] = {1, 1, 1}; /* one work-item's registers are the block: nothing to share */
   size_t global[3] = {((size_t)g->n * (size_t)g->plane + CV_PIXELS - 1) / CV_PIXELS, (size_t)(cpad / CV_CHANNELS),
-                      (size_t)parts};
+                      (size_t)plan.parts};
   skd_profile_work(ctx, "conv2d_cv_fwd", conv_flops(g), 0);
   st = skd_launch(ctx, &a, 3, global, local);
-  if (st != SKD_OK || parts == 1) return st;
+  if (st != SKD_OK || plan.parts == 1) return st;
   a = skd_args_begin(ks);
   skd_arg_int(&a, g->n);
   skd_arg_int(&a, g->cout);
   skd_arg_int(&a, g->plane);
-  skd_arg_int(&a, parts);
+  skd_arg_int(&a, plan.parts);
   skd_arg_tensor(&a, &out);
   skd_arg_int(&a, bias != NULL);
   skd_arg_tensor(&a, bias ? bias : weight);
@@ -435,9 +437,10 @@ static skd_status flipped_backward_x(skd_context *ctx, skd_conv2d_algo algo, con
   int total = g->cin * g->cout * p->kh * p->kw;
   cl_mem flipped = NULL;
   skd_kernel *k;
-  size_t after = 0; /* what the forward takes after the flipped weights */
-  skd_status st = algo == SKD_CONV2D_VEC ? cv_workspace_floats(&q, &t, dy, &after) : SKD_OK;
-  if (st == SKD_OK) st = skd_workspace_get(ctx, ((size_t)total + after) * sizeof(float), &flipped);
+  struct cv_plan plan = {0}; /* what the vec forward takes after the flipped weights */
+  skd_status st = algo == SKD_CONV2D_VEC ? cv_plan_of(&q, &t, dy, &plan) : SKD_OK;
+  if (st == SKD_OK)
+    st = skd_workspace_get(ctx, ((size_t)total + plan.wt + plan.xp + plan.part) * sizeof(float), &flipped);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_flip_weights", &k);
   if (st != SKD_OK) return st;
   skd_tensor wf = skd_tensor_view(flipped, 0, g->cin, g->cout, p->kh, p->kw);

@@ -28,7 +28,6 @@ void skd_context_changed(skd_context *ctx, cl_mem mem) {
   for (int i = 0; i < p->nderived; i++) {
     if (p->derived[i].source == mem) {
       clReleaseMemObject(p->derived[i].buffer); /* commands still queued keep it alive */
-      p->derived_bytes -= p->derived[i].bytes;
     } else {
       p->derived[kept++] = p->derived[i];
     }
@@ -61,13 +60,16 @@ skd_status skd_context_derived(skd_context *ctx, cl_mem source, size_t offset, s
   skd_status st = skd_buffer_create(ctx, bytes, "derived from frozen weights", &buffer);
   if (st != SKD_OK) return st;
   p->derived[p->nderived++] = (struct derived_buffer){source, offset, bytes, buffer};
-  p->derived_bytes += bytes;
   *out = buffer;
   *fresh = 1;
   return SKD_OK;
 }
 
-size_t skd_context_derived_bytes(const skd_context *ctx) { return ctx->priv ? ctx->priv->derived_bytes : 0; }
+size_t skd_context_derived_bytes(const skd_context *ctx) {
+  size_t bytes = 0;
+  for (int i = 0; ctx->priv && i < ctx->priv->nderived; i++) bytes += ctx->priv->derived[i].bytes;
+  return bytes;
+}
 
 void skd_context_release_frozen(skd_context *ctx) {
   struct skd_runtime_private *p = ctx->priv;
@@ -77,5 +79,4 @@ void skd_context_release_frozen(skd_context *ctx) {
   p->derived = NULL;
   p->frozen = NULL;
   p->nderived = p->nfrozen = 0;
-  p->derived_bytes = 0;
 }

@@ -61,7 +61,6 @@ struct skd_runtime_private {
   int nfrozen;
   struct derived_buffer *derived;
   int nderived;
-  size_t derived_bytes;
   cl_mem workspace;
   size_t workspace_bytes;
   skd_conv_tuning conv;          /* conv2d's algorithm rules and direct blocking (conv_tuning.c) */

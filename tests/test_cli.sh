@@ -120,6 +120,11 @@ run eval_ref_width error "$SKD" eval --checkpoint ref.safetensors --list demo/va
 has eval_ref_width.err "ref.safetensors"
 has eval_ref_width.err "--width"
 
+# A stored configuration value out of range names the file and the field.
+LC_ALL=C sed 's/resnet18/resnet99/' $CKPT >badarch.safetensors
+run e_stored_arch error "$SKD" eval --checkpoint badarch.safetensors --list demo/val.txt
+has e_stored_arch.err "badarch.safetensors: __metadata__ config.arch: unknown network 'resnet99'"
+
 # ---- errors ----
 run e_missing error "$SKD" eval --checkpoint missing.safetensors --list demo/val.txt
 has e_missing.err "missing.safetensors"

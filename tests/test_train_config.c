@@ -96,14 +96,39 @@ START_TEST(json_errors_name_the_field) {
   before = c;
   ck_assert_int_eq(skd_train_config_from_json(&c, "[1,2]", "ckpt.safetensors"), SKD_EFORMAT);
   ck_assert_int_eq(skd_train_config_from_json(&c, "{\"batch\": 2.5}", "ckpt.safetensors"), SKD_EFORMAT);
-  ck_assert_msg(strstr(skd_error_last(), "ckpt.safetensors") && strstr(skd_error_last(), "'batch'"), "%s",
+  ck_assert_msg(strstr(skd_error_last(), "ckpt.safetensors") && strstr(skd_error_last(), "config.batch:"), "%s",
                 skd_error_last());
   ck_assert_int_eq(skd_train_config_from_json(&c, "{\"crop\": 64, \"adv\": \"lsgan\"}", "x"), SKD_EFORMAT);
-  ck_assert_msg(strstr(skd_error_last(), "'adv'") != NULL, "%s", skd_error_last());
+  ck_assert_msg(strstr(skd_error_last(), "config.adv:") != NULL, "%s", skd_error_last());
   /* A failed parse changes nothing. */
   ck_assert_mem_eq(&c, &before, sizeof c);
   CK_OK(skd_train_config_from_json(&c, "{\"crop\": 64}", "x"));
   ck_assert_int_eq(c.crop, 64);
+}
+END_TEST
+
+/* Stored values get the options' range checks, and the error names the file
+ * and the field, not an option the user never gave. */
+START_TEST(json_values_are_range_checked) {
+  static const struct {
+    const char *json, *expect;
+  } cases[] = {
+      {"{\"arch\": \"resnet999\"}", "run.safetensors: __metadata__ config.arch: unknown network 'resnet999'"},
+      {"{\"teacher-arch\": \"vgg\"}", "run.safetensors: __metadata__ config.teacher-arch: unknown network 'vgg'"},
+      {"{\"crop\": 1e30}", "run.safetensors: __metadata__ config.crop: 1e+30 is outside [16, 8192]"},
+      {"{\"batch\": -3}", "run.safetensors: __metadata__ config.batch: -3 is outside [2, 4096]"},
+      {"{\"classes\": 1e12}", "run.safetensors: __metadata__ config.classes: 1e+12 is outside [0, 255]"},
+      {"{\"lr\": 1e300}", "run.safetensors: __metadata__ config.lr: 1e+300 is outside [0, 10]"},
+      {"{\"width\": 0}", "run.safetensors: __metadata__ config.width: 0 is outside [0.01, 4]"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    skd_train_config c, before;
+    skd_train_config_default(&c);
+    before = c;
+    ck_assert_int_eq(skd_train_config_from_json(&c, cases[i].json, "run.safetensors"), SKD_EFORMAT);
+    ck_assert_msg(strstr(skd_error_last(), cases[i].expect) != NULL, "%s: got '%s'", cases[i].json, skd_error_last());
+    ck_assert_mem_eq(&c, &before, sizeof c);
+  }
 }
 END_TEST
 
@@ -114,6 +139,7 @@ int main(void) {
   tcase_add_test(tc, validation_names_the_option);
   tcase_add_test(tc, json_round_trip);
   tcase_add_test(tc, json_errors_name_the_field);
+  tcase_add_test(tc, json_values_are_range_checked);
   suite_add_tcase(s, tc);
   return support_main_host(s);
 }

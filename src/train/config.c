@@ -26,7 +26,7 @@ static const skd_config_field fields[] = {
     {"val-list", SKD_FIELD_STRING, F(val_list), S(val_list), 0, 0, NULL, "validation list (empty: no validation)"},
     {"preset", SKD_FIELD_STRING, F(preset), S(preset), 0, 0, NULL,
      "label preset: demo | cityscapes | cityscapes-trainids | camvid | voc | generic"},
-    {"classes", SKD_FIELD_INT, F(classes), 0, 0, 0, NULL, "number of classes (0: from the preset)"},
+    {"classes", SKD_FIELD_INT, F(classes), 0, 0, 255, NULL, "number of classes (0: from the preset)"},
     {"crop", SKD_FIELD_INT, F(crop), 0, 16, 8192, NULL, "training crop size (reference: 512)"},
     {"batch", SKD_FIELD_INT, F(batch), 0, 2, 4096, NULL,
      "images per step (reference: 8; at least 2: training-mode BatchNorm after the PSP bin-1 pooling)"},
@@ -177,22 +177,35 @@ static int is_arch(const char *a) {
   return !strcmp(a, "resnet18") || !strcmp(a, "resnet34") || !strcmp(a, "resnet50") || !strcmp(a, "resnet101");
 }
 
+/* NULL when the number v is allowed in field f, else what was expected
+ * (written to buf). */
+static const char *range_problem(const skd_config_field *f, double v, char *buf, size_t size) {
+  if (f->min == f->max) return NULL; /* no range */
+  if (v >= f->min && v <= f->max) return NULL;
+  snprintf(buf, size, "%g is outside [%g, %g]", v, f->min, f->max);
+  return buf;
+}
+
+/* NULL when a network name field holds a known network, else the problem. */
+static const char *arch_problem(const skd_config_field *f, const char *value, char *buf, size_t size) {
+  if (strcmp(f->name, "arch") && strcmp(f->name, "teacher-arch")) return NULL;
+  if (is_arch(value)) return NULL;
+  snprintf(buf, size, "unknown network '%.40s' (expected resnet18, resnet34, resnet50 or resnet101)", value);
+  return buf;
+}
+
 skd_status skd_train_config_validate(const skd_train_config *c) {
+  char buf[160];
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     const skd_config_field *f = &fields[i];
-    if (f->min == f->max) continue;
     const char *p = (const char *)c + f->offset;
-    double v = f->type == SKD_FIELD_INT ? *(const int *)p : f->type == SKD_FIELD_FLOAT ? *(const float *)p : 0;
-    if ((f->type == SKD_FIELD_INT || f->type == SKD_FIELD_FLOAT) && !(v >= f->min && v <= f->max))
-      return skd_error(SKD_EINVAL, "--%s: %g is outside [%g, %g]", f->name, v, f->min, f->max);
+    const char *problem = NULL;
+    if (f->type == SKD_FIELD_INT) problem = range_problem(f, *(const int *)p, buf, sizeof buf);
+    if (f->type == SKD_FIELD_FLOAT) problem = range_problem(f, *(const float *)p, buf, sizeof buf);
+    if (f->type == SKD_FIELD_STRING) problem = arch_problem(f, p, buf, sizeof buf);
+    if (problem) return skd_error(SKD_EINVAL, "--%s: %s", f->name, problem);
   }
   if (!c->train_list[0]) return skd_error(SKD_EINVAL, "--train-list is required");
-  if (!is_arch(c->student.arch))
-    return skd_error(SKD_EINVAL, "--arch: unknown network '%s' (expected resnet18, resnet34, resnet50 or resnet101)",
-                     c->student.arch);
-  if (!is_arch(c->teacher.arch))
-    return skd_error(SKD_EINVAL, "--teacher-arch: unknown network '%s' (expected resnet18, resnet34, resnet50 or "
-                     "resnet101)", c->teacher.arch);
   if (c->scale_min > c->scale_max)
     return skd_error(SKD_EINVAL, "--scale-min %g is larger than --scale-max %g", c->scale_min, c->scale_max);
   if (!c->out_dir[0]) return skd_error(SKD_EINVAL, "--out must name a directory");
@@ -230,7 +243,11 @@ skd_status skd_train_config_to_json(const skd_train_config *c, char **out) {
 }
 
 static skd_status field_error(const char *what, const skd_config_field *f, const char *expected) {
-  return skd_error(SKD_EFORMAT, "%s: config field '%s': expected %s", what, f->name, expected);
+  return skd_error(SKD_EFORMAT, "%s: __metadata__ config.%s: expected %s", what, f->name, expected);
+}
+
+static skd_status field_problem(const char *what, const skd_config_field *f, const char *problem) {
+  return skd_error(SKD_EFORMAT, "%s: __metadata__ config.%s: %s", what, f->name, problem);
 }
 
 skd_status skd_train_config_from_json(skd_train_config *c, const char *json, const char *what) {
@@ -241,14 +258,25 @@ skd_status skd_train_config_from_json(skd_train_config *c, const char *json, con
   }
   skd_train_config tmp = *c;
   skd_status st = SKD_OK;
+  char buf[160];
+  const char *problem = NULL;
   for (size_t i = 0; i < sizeof fields / sizeof fields[0] && st == SKD_OK; i++) {
     const skd_config_field *f = &fields[i];
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, f->name);
     if (!v) continue;
     char *p = (char *)&tmp + f->offset;
+    /* Numbers are range-checked before the conversion: a double outside
+     * int's range has no int value (undefined behaviour in C). */
+    int number = cJSON_IsNumber(v);
+    if (number && (f->type == SKD_FIELD_INT || f->type == SKD_FIELD_FLOAT) &&
+        (problem = range_problem(f, v->valuedouble, buf, sizeof buf)) != NULL) {
+      st = field_problem(what, f, problem);
+      break;
+    }
     switch (f->type) {
       case SKD_FIELD_INT:
-        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble)) st = field_error(what, f, "an integer");
+        if (!number || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 2147483647.0)
+          st = field_error(what, f, "an integer");
         else *(int *)p = (int)v->valuedouble;
         break;
       case SKD_FIELD_FLAG:
@@ -256,11 +284,12 @@ skd_status skd_train_config_from_json(skd_train_config *c, const char *json, con
         else *(int *)p = cJSON_IsTrue(v);
         break;
       case SKD_FIELD_FLOAT:
-        if (!cJSON_IsNumber(v)) st = field_error(what, f, "a number");
+        if (!number || !(fabs(v->valuedouble) <= 3.4e38)) st = field_error(what, f, "a number");
         else *(float *)p = (float)v->valuedouble;
         break;
       case SKD_FIELD_STRING:
         if (!cJSON_IsString(v) || strlen(v->valuestring) >= f->size) st = field_error(what, f, "a (shorter) string");
+        else if ((problem = arch_problem(f, v->valuestring, buf, sizeof buf)) != NULL) st = field_problem(what, f, problem);
         else snprintf(p, f->size, "%s", v->valuestring);
         break;
       case SKD_FIELD_CHOICE: {

@@ -57,6 +57,31 @@ run term_resume ok "$SKD" train --train-list demo/train.txt --preset demo --arch
   --batch 2 --steps $((stopped + 1)) --resume term/last.safetensors --out term
 has term_resume.err "steps $stopped..$((stopped + 1))"
 
+# ---- preemption by SIGKILL: time-based saves, and the same command with --resume auto continues ----
+# Both runs use the directory name r (in a/ and b/), so their stored configurations are equal and the
+# final checkpoints can be compared byte for byte.
+mkdir -p a b
+preempt_cmd() { "$SKD" train --train-list ../demo/train.txt --preset demo --arch resnet18 --width 0.0625 --crop 64 \
+  --batch 2 --steps 300 --log-every 1 --out r --resume auto --save-minutes 0.00001 "$@"; }
+(cd a && preempt_cmd >../straight.out 2>../straight.err) || fail "uninterrupted run: exit $?"
+(cd b && exec "$SKD" train --train-list ../demo/train.txt --preset demo --arch resnet18 --width 0.0625 --crop 64 \
+  --batch 2 --steps 300 --log-every 1 --out r --resume auto --save-minutes 0.00001 >../killed.out 2>../killed.err) &
+pid=$!
+for _ in $(seq 1 300); do
+  [ "$(wc -l <b/r/log.jsonl 2>/dev/null || echo 0)" -ge 5 ] && break
+  sleep 0.02
+done
+kill -KILL $pid
+wait $pid
+[ -f b/r/last.safetensors ] || fail "SIGKILL after 5 steps: no time-based b/r/last.safetensors"
+(cd b && preempt_cmd >../auto.out 2>../auto.err) || fail "--resume auto: exit $?"
+has auto.err "resuming r/last.safetensors at step "
+resumed_at=$(sed -n 's/^resuming r\/last.safetensors at step \([0-9]*\)$/\1/p' auto.err)
+[ -n "$resumed_at" ] && [ "$resumed_at" -ge 1 ] && [ "$resumed_at" -lt 300 ] || fail "--resume auto resumed at '$resumed_at'"
+cmp -s a/r/last.safetensors b/r/last.safetensors || fail "the preempted and resumed run differs from the uninterrupted one"
+(cd b && preempt_cmd >../again.out 2>../again.err) || fail "--resume auto of a complete run: exit $?"
+has again.err "r/last.safetensors is at step 300 of 300: the run is complete, nothing to do"
+
 # ---- a log that cannot be written (a full disk): the run stops and says so ----
 if [ -w /dev/full ]; then
   mkdir -p full && ln -s /dev/full full/log.jsonl

@@ -361,6 +361,36 @@ START_TEST(nan_stops_before_the_update) {
 }
 END_TEST
 
+/* The debugging check after an update names the tensor, the element and the
+ * step, for a NaN and for a negative variance. */
+START_TEST(check_student_names_the_tensor) {
+  demo_data();
+  skd_train_config c;
+  tiny_config(&c, 64);
+  skd_trainer *t = NULL;
+  CK_OK(skd_trainer_create(&t, T, &c, NULL));
+  skd_step_report r;
+  CK_OK(skd_trainer_step(t, &r));
+  CK_OK(skd_trainer_check_student(t));
+  skd_pspnet *s = skd_trainer_student(t);
+  skd_nn_entry *var = skd_nn_params_find(&s->params, "layer1.0.bn2.running_var");
+  ck_assert(var != NULL);
+  CK_OK(skd_tensor_fill(T, &var->param.value, -1.0f));
+  ck_assert_int_eq(skd_trainer_check_student(t), SKD_EFORMAT);
+  ck_assert_msg(strstr(skd_error_last(), "student after step 1: tensor 'layer1.0.bn2.running_var' holds a negative "
+                       "variance (-1) at element 0"), "%s", skd_error_last());
+  CK_OK(skd_tensor_fill(T, &var->param.value, 1.0f));
+  CK_OK(skd_trainer_check_student(t));
+  skd_nn_entry *w = skd_nn_params_find(&s->params, "head.weight");
+  ck_assert(w != NULL);
+  CK_OK(skd_tensor_fill(T, &w->param.value, INFINITY));
+  ck_assert_int_eq(skd_trainer_check_student(t), SKD_EFORMAT);
+  ck_assert_msg(strstr(skd_error_last(), "student after step 1: tensor 'head.weight' holds an infinity at element 0"),
+                "%s", skd_error_last());
+  skd_trainer_free(t);
+}
+END_TEST
+
 START_TEST(checkpoint_content) {
   demo_data();
   skd_train_config c;
@@ -640,6 +670,7 @@ int main(void) {
   tcase_add_test(tc, resume_is_exact_distill);
   tcase_add_test(tc, loss_combinations);
   tcase_add_test(tc, nan_stops_before_the_update);
+  tcase_add_test(tc, check_student_names_the_tensor);
   tcase_add_test(tc, checkpoint_content);
   tcase_add_test(tc, validation_is_repeatable);
   tcase_add_test(tc, steady_state_creates_no_buffers);

@@ -76,6 +76,8 @@ long skd_trainer_step_count(const skd_trainer *t);
 /* The frozen teacher's network, NULL when training without one. Writing its
  * values must be followed by skd_context_changed on their buffer. */
 skd_pspnet *skd_trainer_teacher(skd_trainer *t);
+/* The network being trained. */
+skd_pspnet *skd_trainer_student(skd_trainer *t);
 /* The best validation mIoU so far (NaN before the first validation). */
 double skd_trainer_best_miou(const skd_trainer *t);
 /* Device buffers created so far for the steps' activations and scratch (the
@@ -108,6 +110,11 @@ void skd_trainer_memory_usage(const skd_trainer *t, skd_trainer_memory *m);
  * advance is not: BN running statistics, D's spectral-norm vectors, the
  * loader's batch). */
 skd_status skd_trainer_step(skd_trainer *t, skd_step_report *report);
+
+/* The student's parameters and buffers all finite, every BN variance
+ * non-negative (one download); else SKD_EFORMAT naming the tensor, the
+ * element and the step. A debugging aid: checkpoints are always checked. */
+skd_status skd_trainer_check_student(skd_trainer *t);
 
 /* Student on the validation list (whole images); m is filled. */
 skd_status skd_trainer_validate(skd_trainer *t, skd_metrics *m);

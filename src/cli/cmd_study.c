@@ -276,7 +276,8 @@ static int do_run(skd_context *ctx, const skd_train_config *cfg, const char *lab
     }
     int terminal = isatty(fileno(stderr));
     if (terminal) fprintf(stderr, "  %-28s training %d steps...", label, cfg->steps); /* replaced by the result */
-    rc = train_run(ctx, cfg, resume, 1, miou);
+    const train_run_options o = {.resume = resume, .quiet = 1, .save_minutes = TRAIN_RUN_SAVE_MINUTES};
+    rc = train_run(ctx, cfg, &o, miou);
     if (terminal) fprintf(stderr, "\r\033[K");
   }
   if (rc == 0) rc = write_result(result, config_json, *miou);

@@ -1,5 +1,7 @@
 /* skd-cl train: teacher training or student distillation. */
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "skd/io/fs.h"
@@ -7,15 +9,27 @@
 #include "cli/train_run.h"
 #include "skd/train.h"
 
+/* --resume auto: OUT/last.safetensors when it exists (a restarted job
+ * continues), else NULL (a fresh start). OUT is looked up in the arguments,
+ * as --resume is, before parsing. */
+static const char *auto_resume_path(int argc, char **argv, const char *default_out, char *buf, size_t size) {
+  const char *out = cli_find_option(argc, argv, "out");
+  snprintf(buf, size, "%s/last.safetensors", out ? out : default_out);
+  return access(buf, F_OK) == 0 ? buf : NULL;
+}
+
 int cmd_train(const cli_globals *g, int argc, char **argv) {
   skd_train_config cfg;
   skd_train_config_default(&cfg);
   /* --resume is looked up before parsing: the stored config is the base the
    * other options change. */
   const char *resume = cli_find_option(argc, argv, "resume");
+  int automatic = resume && !strcmp(resume, "auto");
+  char auto_path[SKD_PATH_MAX + 32];
+  if (automatic) resume = auto_resume_path(argc, argv, cfg.out_dir, auto_path, sizeof auto_path);
+  long step = 0;
   if (resume) {
     int found = 0;
-    long step;
     double best;
     if (skd_checkpoint_read_config(resume, &cfg, &found, &step, &best) != SKD_OK || !found) {
       fprintf(stderr, "skd-cl train: --resume %s: %s\n", resume,
@@ -24,11 +38,26 @@ int cmd_train(const cli_globals *g, int argc, char **argv) {
     }
   }
   const char *resume_arg = NULL;
-  const cli_arg resume_row = {"resume", CLI_STRING, &resume_arg,
-                              "continue the run saved in this checkpoint (its config is the base; options given here win)",
-                              0, 0, NULL, 0};
-  int rc = config_args_parse(&cfg, "train", "--train-list LIST [options]", &resume_row, 1, argc, argv);
+  train_run_options o = {.resume = resume, .save_minutes = TRAIN_RUN_SAVE_MINUTES};
+  const cli_arg rows[] = {
+      {"resume", CLI_STRING, &resume_arg,
+       "continue the run saved in this checkpoint (its config is the base; options given here win); auto: "
+       "OUT/last.safetensors when it exists, else start afresh (restarting a preempted job with the same command)",
+       0, 0, NULL, 0},
+      {"save-minutes", CLI_FLOAT, &o.save_minutes,
+       "also save OUT/last.safetensors when this many minutes of training passed since the last save (0: only by "
+       "--save-every, validation and the end)", 0, 100000, NULL, 0},
+      {"check-finite", CLI_FLAG, &o.check_finite,
+       "debugging: check the student's parameters for NaN/Inf after every update and stop at the first (one "
+       "download per step)", 0, 0, NULL, 0},
+  };
+  int rc = config_args_parse(&cfg, "train", "--train-list LIST [options]", rows, 3, argc, argv);
   if (rc) return rc == 1 ? 0 : rc;
+  if (automatic && resume && step >= cfg.steps) {
+    fprintf(stderr, "%s is at step %ld of %d: the run is complete, nothing to do\n", resume, step, cfg.steps);
+    return 0;
+  }
+  if (automatic && resume) fprintf(stderr, "resuming %s at step %ld\n", resume, step);
   if (skd_make_dirs(cfg.out_dir, "--out") != SKD_OK) {
     fprintf(stderr, "skd-cl train: %s\n", skd_error_last());
     return 1;
@@ -36,7 +65,7 @@ int cmd_train(const cli_globals *g, int argc, char **argv) {
 
   skd_context *ctx = cli_open_context(g);
   if (!ctx) return 1;
-  rc = train_run(ctx, &cfg, resume, 0, NULL);
+  rc = train_run(ctx, &cfg, &o, NULL);
   cli_close_context(ctx);
   return rc;
 }

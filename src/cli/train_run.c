@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/train_run.h"
@@ -13,6 +14,12 @@
 static volatile sig_atomic_t interrupted = 0;
 
 static void on_stop_signal(int sig) { interrupted = sig; }
+
+static double now_minutes(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec) / 60.0;
+}
 
 /* 1 when what was written to the log reached the file; else says so (a full
  * disk must not go unnoticed) and returns 0, which stops the run. */
@@ -85,11 +92,12 @@ static int validate(skd_trainer *t, FILE *log, const char *dir, int terminal, in
   return 1;
 }
 
-int train_run(skd_context *ctx, const skd_train_config *cfg, const char *resume, int quiet, double *final_miou) {
+int train_run(skd_context *ctx, const skd_train_config *cfg, const train_run_options *o, double *final_miou) {
   double miou = NAN;
   if (final_miou) *final_miou = NAN;
+  int quiet = o->quiet;
   skd_trainer *t = NULL;
-  if (skd_trainer_create(&t, ctx, cfg, resume) != SKD_OK) {
+  if (skd_trainer_create(&t, ctx, cfg, o->resume) != SKD_OK) {
     fprintf(stderr, "skd-cl train: %s\n", skd_error_last());
     return 1;
   }
@@ -116,11 +124,17 @@ int train_run(skd_context *ctx, const skd_train_config *cfg, const char *resume,
 
   int unlabeled = !c->unlabeled_list[0] ? 0 : c->unlabeled_batch > 0 ? c->unlabeled_batch : c->batch;
   int ok = 1, quiet_every = c->steps / 20 > c->log_every ? c->steps / 20 : c->log_every;
-  double rate = 0;
+  double rate = 0, last_save = now_minutes();
   skd_step_report r;
   while (ok && !interrupted && skd_trainer_step_count(t) < c->steps) {
     if (skd_trainer_step(t, &r) != SKD_OK) {
       fprintf(stderr, "\nskd-cl train: %s\n", skd_error_last());
+      ok = 0;
+      break;
+    }
+    if (o->check_finite && skd_trainer_check_student(t) != SKD_OK) {
+      fprintf(stderr, "\nskd-cl train: %s (training stopped; the last saved checkpoint is unchanged)\n",
+              skd_error_last());
       ok = 0;
       break;
     }
@@ -134,7 +148,11 @@ int train_run(skd_context *ctx, const skd_train_config *cfg, const char *resume,
       progress_line(stderr, c, &r, rate, terminal);
     int at_val = c->val_list[0] && c->val_every > 0 && r.step % c->val_every == 0 && r.step < c->steps;
     if (at_val) ok = validate(t, log, c->out_dir, terminal, quiet, &miou);
-    if (ok && (at_val || (c->save_every > 0 && r.step % c->save_every == 0))) ok = save(t, c->out_dir, "last.safetensors");
+    int by_time = o->save_minutes > 0 && now_minutes() - last_save >= o->save_minutes;
+    if (ok && (at_val || by_time || (c->save_every > 0 && r.step % c->save_every == 0))) {
+      ok = save(t, c->out_dir, "last.safetensors");
+      last_save = now_minutes();
+    }
   }
   if (ok && !interrupted && c->val_list[0]) ok = validate(t, log, c->out_dir, terminal, quiet, &miou);
   int saved = ok || interrupted ? save(t, c->out_dir, "last.safetensors") : 0;

@@ -280,18 +280,36 @@ static float *download_all(skd_nn_params *r, skd_status *st) {
   return host;
 }
 
-skd_status skd_nn_params_write(skd_nn_params *r, skd_safetensors_writer *w, const char *prefix) {
-  skd_status st = check_finalized(r, "write");
-  if (st != SKD_OK) return st;
-  float *host = download_all(r, &st);
-  for (int i = 0; host && st == SKD_OK && i < r->count; i++) {
+/* Checks every tensor of the downloaded values (skd_values_check) and, with a
+ * writer, adds it under prefix + its name. */
+static skd_status check_all(const skd_nn_params *r, const float *host, const char *prefix, const char *what,
+                            skd_safetensors_writer *w) {
+  skd_status st = SKD_OK;
+  for (int i = 0; st == SKD_OK && i < r->count; i++) {
     const skd_nn_entry *e = r->entries[i];
     char name[300];
     snprintf(name, sizeof name, "%s%s", prefix ? prefix : "", e->param.name);
     const float *v = host + e->param.value.offset;
-    st = skd_values_check(v, skd_tensor_numel(&e->param.value), name, "refusing to save");
-    if (st == SKD_OK) st = skd_safetensors_writer_add(w, name, e->ndim, e->shape, v);
+    st = skd_values_check(v, skd_tensor_numel(&e->param.value), name, what);
+    if (st == SKD_OK && w) st = skd_safetensors_writer_add(w, name, e->ndim, e->shape, v);
   }
+  return st;
+}
+
+skd_status skd_nn_params_write(skd_nn_params *r, skd_safetensors_writer *w, const char *prefix) {
+  skd_status st = check_finalized(r, "write");
+  if (st != SKD_OK) return st;
+  float *host = download_all(r, &st);
+  if (host) st = check_all(r, host, prefix, "refusing to save", w);
+  free(host);
+  return st;
+}
+
+skd_status skd_nn_params_check_values(skd_nn_params *r, const char *what) {
+  skd_status st = check_finalized(r, "check");
+  if (st != SKD_OK) return st;
+  float *host = download_all(r, &st);
+  if (host) st = check_all(r, host, NULL, what, NULL);
   free(host);
   return st;
 }

@@ -31,7 +31,14 @@ skd_tensor trainer_scalar(const struct skd_trainer *t, enum scalar_slot s) {
 const skd_train_config *skd_trainer_config(const skd_trainer *t) { return &t->cfg; }
 long skd_trainer_step_count(const skd_trainer *t) { return t->step; }
 skd_pspnet *skd_trainer_teacher(skd_trainer *t) { return t->teacher; }
+skd_pspnet *skd_trainer_student(skd_trainer *t) { return t->student; }
 double skd_trainer_best_miou(const skd_trainer *t) { return t->best_miou; }
+
+skd_status skd_trainer_check_student(skd_trainer *t) {
+  char what[64];
+  snprintf(what, sizeof what, "student after step %ld", t->step);
+  return skd_nn_params_check_values(&t->student->params, what);
+}
 
 unsigned long skd_trainer_buffer_creations(const skd_trainer *t) {
   return skd_arena_buffer_creations(t->arena) + t->student->pool.creations +

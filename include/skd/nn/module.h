@@ -97,6 +97,9 @@ size_t skd_nn_params_numel(const skd_nn_params *r, int trainable_only);
 skd_status skd_nn_params_write(skd_nn_params *r, skd_safetensors_writer *w, const char *prefix);
 /* A checkpoint of this registry alone at path (atomic). */
 skd_status skd_nn_params_save(skd_nn_params *r, const char *path);
+/* Every value finite and every batch-norm variance non-negative
+ * (skd_values_check; `what` starts the message). One download of all values. */
+skd_status skd_nn_params_check_values(skd_nn_params *r, const char *what);
 
 /* Loading. Keys ending in ".num_batches_tracked" are ignored. Every file
  * tensor under prefix must match a registry tensor of the same shape, and

@@ -118,6 +118,12 @@ done
 [ "$(grep -c '"iou":' eval_json.out)" -eq 8 ] || fail "eval --json: expected 8 per-class IoUs"
 [ -s eval_json.err ] && fail "eval --json wrote to stderr: $(cat eval_json.err)"
 
+# A validation list that repeats an image: a warning (the repeat counts again in the mIoU).
+{ cat demo/val.txt; sed -n 2p demo/val.txt; } >demo/dup.txt
+run eval_dup ok "$SKD" eval --checkpoint $CKPT --list demo/dup.txt
+has eval_dup.err "warning: demo/dup.txt: line 4 names the image of line 2 again (1 repeated line in all)"
+grep -q "warning" eval.err && fail "eval warned about a list without repeats: $(cat eval.err)"
+
 # ---- predict ----
 run predict_list ok "$SKD" predict --checkpoint $CKPT --out pred --list demo/val.txt
 has predict_list.out "wrote 2 predictions to pred"

@@ -69,6 +69,10 @@ const skd_label_map *skd_dataset_label_map(const skd_dataset *d);
 const char *skd_dataset_image_path(const skd_dataset *d, int i);
 const char *skd_dataset_label_path(const skd_dataset *d, int i);
 int skd_dataset_line(const skd_dataset *d, int i);
+/* Samples whose image path repeats an earlier one's (-1: out of memory); the
+ * first such repeat in the file is at *repeat_line, the line it repeats at
+ * *first_line (both 0 when there is none). */
+int skd_dataset_duplicates(const skd_dataset *d, int *first_line, int *repeat_line);
 
 /* One decoded sample: RGB bytes (h, w, 3) and labels (h, w) already mapped
  * to classes / ignore. */

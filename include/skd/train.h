@@ -78,6 +78,8 @@ long skd_trainer_step_count(const skd_trainer *t);
 skd_pspnet *skd_trainer_teacher(skd_trainer *t);
 /* The network being trained. */
 skd_pspnet *skd_trainer_student(skd_trainer *t);
+/* The validation list, NULL without one. */
+const skd_dataset *skd_trainer_validation_set(const skd_trainer *t);
 /* The best validation mIoU so far (NaN before the first validation). */
 double skd_trainer_best_miou(const skd_trainer *t);
 /* Device buffers created so far for the steps' activations and scratch (the

@@ -37,6 +37,9 @@ skd_context *cli_open_context(const cli_globals *g);
  * peak FMA rate, from bench_peak_fma with vector width `width`) each kernel's
  * GFLOP/s also as a share of it. */
 void cli_print_profile(skd_context *ctx, double peak_gflops, int width);
+/* A warning on stderr when an evaluation list repeats an image (its pixels
+ * would count twice in the mIoU); once per list and process. */
+void cli_warn_duplicates(const skd_dataset *d, const char *command);
 /* Prints the per-kernel profile when profiling is on, then frees ctx. */
 void cli_close_context(skd_context *ctx);
 

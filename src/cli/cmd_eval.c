@@ -101,6 +101,7 @@ int cmd_eval(const cli_globals *g, int argc, char **argv) {
   int terminal = isatty(fileno(stderr));
   double t0 = now_seconds();
   skd_status st = skd_dataset_open(&ds, list, m.data_dir, &map);
+  if (st == SKD_OK) cli_warn_duplicates(ds, "eval");
   if (st == SKD_OK) st = skd_confusion_init(&conf, m.classes);
   if (st == SKD_OK) st = skd_evaluate(m.net, m.arena, ds, &opt, &conf, terminal ? progress : NULL, NULL);
   if (st == SKD_OK) st = skd_metrics_compute(&conf, &r);

@@ -54,6 +54,18 @@ skd_context *cli_open_context(const cli_globals *g) {
   return ctx;
 }
 
+void cli_warn_duplicates(const skd_dataset *d, const char *command) {
+  static char warned[SKD_PATH_MAX]; /* once per list (a study validates every run on the same list) */
+  if (!strcmp(warned, skd_dataset_list_path(d))) return;
+  int first = 0, repeat = 0;
+  int n = skd_dataset_duplicates(d, &first, &repeat);
+  snprintf(warned, sizeof warned, "%s", skd_dataset_list_path(d));
+  if (n > 0)
+    fprintf(stderr, "skd-cl %s: warning: %s: line %d names the image of line %d again (%d repeated line%s in all); "
+            "repeated images count again in the mIoU\n", command, skd_dataset_list_path(d), repeat, first, n,
+            n == 1 ? "" : "s");
+}
+
 static int is_shape(const skd_profile_entry *e) {
   return strncmp(e->name, SKD_PROFILE_SHAPE_PREFIX, strlen(SKD_PROFILE_SHAPE_PREFIX)) == 0;
 }

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "cli/train_run.h"
 
 /* The signal that asked the run to stop (SIGINT: Ctrl-C; SIGTERM: a
@@ -116,6 +117,7 @@ int train_run(skd_context *ctx, const skd_train_config *cfg, const train_run_opt
           c->teacher_path[0] ? "distilling" : "training", c->student.arch, (double)c->student.width, ctx->info.name,
           c->classes, c->crop, c->batch, skd_trainer_step_count(t), c->steps, c->teacher_path[0] ? " from " : "",
           c->teacher_path);
+  if (skd_trainer_validation_set(t)) cli_warn_duplicates(skd_trainer_validation_set(t), "train");
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_stop_signal;

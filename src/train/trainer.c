@@ -32,6 +32,7 @@ const skd_train_config *skd_trainer_config(const skd_trainer *t) { return &t->cf
 long skd_trainer_step_count(const skd_trainer *t) { return t->step; }
 skd_pspnet *skd_trainer_teacher(skd_trainer *t) { return t->teacher; }
 skd_pspnet *skd_trainer_student(skd_trainer *t) { return t->student; }
+const skd_dataset *skd_trainer_validation_set(const skd_trainer *t) { return t->val_set; }
 double skd_trainer_best_miou(const skd_trainer *t) { return t->best_miou; }
 
 skd_status skd_trainer_check_student(skd_trainer *t) {

@@ -199,6 +199,19 @@ static int file_exists(const char *path) {
   return f != NULL;
 }
 
+/* Whether a stored configuration (JSON) is the one given now. The stored one
+ * is read over the defaults and written again first, so that a field added
+ * to skd-cl since (at its default) does not count as a change. */
+static int same_config(const char *stored, const char *now) {
+  skd_train_config c;
+  skd_train_config_default(&c);
+  char *normalised = NULL;
+  int same = skd_train_config_from_json(&c, stored, "result.json") == SKD_OK &&
+             skd_train_config_to_json(&c, &normalised) == SKD_OK && strcmp(normalised, now) == 0;
+  free(normalised);
+  return same;
+}
+
 /* result.json of a finished run: its mIoU and the configuration it ran with. */
 static int read_result(const char *path, const char *config_json, double *miou) {
   size_t size = 0;
@@ -216,7 +229,7 @@ static int read_result(const char *path, const char *config_json, double *miou) 
     fprintf(stderr, "skd-cl study: %s: expected a JSON object with 'mean_iou' (a number) and 'config' (a string); "
             "remove the file to redo the run\n", path);
     rc = 1;
-  } else if (strcmp(c->valuestring, config_json) != 0) {
+  } else if (!same_config(c->valuestring, config_json)) {
     fprintf(stderr, "skd-cl study: %s was trained with other options than this study gives it; use another --out, "
             "or remove that run's directory to redo it\n", path);
     rc = 2;

@@ -45,6 +45,10 @@ for _ in $(seq 1 300); do
   [ -s term/log.jsonl ] && break
   sleep 0.1
 done
+# A second run into the same directory while the first one runs is refused (their checkpoints would mix).
+run term_twice error "$SKD" train --train-list demo/train.txt --preset demo --arch resnet18 --width 0.0625 \
+  --crop 64 --batch 2 --steps 3 --out term
+has term_twice.err "another skd-cl process is writing to term"
 kill -TERM $pid
 wait $pid
 rc=$?
@@ -56,6 +60,7 @@ stopped=$(sed -n 's/.*stopped by SIGTERM at step \([0-9]*\).*/\1/p' term.err)
 run term_resume ok "$SKD" train --train-list demo/train.txt --preset demo --arch resnet18 --width 0.0625 --crop 64 \
   --batch 2 --steps $((stopped + 1)) --resume term/last.safetensors --out term
 has term_resume.err "steps $stopped..$((stopped + 1))"
+grep -q "^{\"resumed_at_step\": $stopped}\$" term/log.jsonl || fail "the log does not mark the resume at step $stopped"
 
 # ---- preemption by SIGKILL: time-based saves, and the same command with --resume auto continues ----
 # Both runs use the directory name r (in a/ and b/), so their stored configurations are equal and the

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "skd/io/fs.h"
 #include "cli/train_run.h"
 
 /* The signal that asked the run to stop (SIGINT: Ctrl-C; SIGTERM: a
@@ -96,10 +97,11 @@ static int validate(skd_trainer *t, FILE *log, const char *dir, int terminal, in
 int train_run(skd_context *ctx, const skd_train_config *cfg, const train_run_options *o, double *final_miou) {
   double miou = NAN;
   if (final_miou) *final_miou = NAN;
-  int quiet = o->quiet;
+  int quiet = o->quiet, lock = -1;
   skd_trainer *t = NULL;
-  if (skd_trainer_create(&t, ctx, cfg, o->resume) != SKD_OK) {
+  if (skd_lock_dir(cfg->out_dir, "--out", &lock) != SKD_OK || skd_trainer_create(&t, ctx, cfg, o->resume) != SKD_OK) {
     fprintf(stderr, "skd-cl train: %s\n", skd_error_last());
+    skd_unlock_dir(lock);
     return 1;
   }
   const skd_train_config *c = skd_trainer_config(t);
@@ -109,8 +111,12 @@ int train_run(skd_context *ctx, const skd_train_config *cfg, const train_run_opt
   if (!log) {
     fprintf(stderr, "skd-cl train: cannot open %s: %s\n", log_path, strerror(errno));
     skd_trainer_free(t);
+    skd_unlock_dir(lock);
     return 1;
   }
+  /* A resumed run logs again the steps after its checkpoint that the killed
+   * run had logged: this line says where the later entries take over. */
+  if (o->resume) fprintf(log, "{\"resumed_at_step\": %ld}\n", skd_trainer_step_count(t));
   int terminal = !quiet && isatty(fileno(stderr));
   if (!quiet)
     fprintf(stderr, "%s %s (x%.3g) on %s, %d classes, crop %d, batch %d, steps %ld..%d%s%s\n",
@@ -166,6 +172,7 @@ int train_run(skd_context *ctx, const skd_train_config *cfg, const train_run_opt
             c->val_list[0] ? " and best.safetensors" : "");
   fclose(log);
   skd_trainer_free(t);
+  skd_unlock_dir(lock);
   if (final_miou) *final_miou = miou;
   if (interrupted) return 128 + interrupted; /* the shell's code for death by that signal: 130, 143 */
   return ok && saved ? 0 : 1;

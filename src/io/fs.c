@@ -2,10 +2,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -129,4 +131,27 @@ int skd_remove_stale_temporaries(const char *path) {
   }
   closedir(d);
   return removed;
+}
+
+skd_status skd_lock_dir(const char *dir, const char *what, int *fd) {
+  *fd = -1;
+  char path[4096];
+  if (snprintf(path, sizeof path, "%s/.skd-cl.lock", dir) >= (int)sizeof path)
+    return skd_error(SKD_EINVAL, "%s: path too long: %s", what, dir);
+  int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (f < 0) return skd_error(SKD_EIO, "%s: cannot open %s: %s", what, path, strerror(errno));
+  if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    close(f);
+    if (e == EWOULDBLOCK)
+      return skd_error(SKD_EIO, "%s: another skd-cl process is writing to %s (it holds %s); give this run another "
+                       "--out, or wait for that one to end", what, dir, path);
+    return skd_error(SKD_EIO, "%s: cannot lock %s: %s", what, path, strerror(e));
+  }
+  *fd = f;
+  return SKD_OK;
+}
+
+void skd_unlock_dir(int fd) {
+  if (fd >= 0) close(fd); /* closing releases the lock, as the end of the process does */
 }

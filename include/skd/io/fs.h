@@ -26,4 +26,11 @@ skd_status skd_write_file_atomic(const char *path, const void *data, size_t size
  * that cannot be removed is left; returns how many were removed. */
 int skd_remove_stale_temporaries(const char *path);
 
+/* Takes the exclusive lock of directory dir (flock on dir/.skd-cl.lock), so
+ * that two runs never write the same checkpoints: SKD_EIO naming dir when
+ * another process holds it. The lock lives until skd_unlock_dir(*fd) or the
+ * end of the process, however it ends (so a killed run leaves no stale lock). */
+skd_status skd_lock_dir(const char *dir, const char *what, int *fd);
+void skd_unlock_dir(int fd);
+
 #endif

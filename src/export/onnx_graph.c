@@ -164,7 +164,7 @@ static const char *add_init(onnx_graph *g, const char *name, int type, const voi
   uint8_t *data = alloc(g, count * elem_size);
   if (!t || !d || !data) return "";
   onnx__tensor_proto__init(t);
-  memcpy(d, dims, (size_t)ndim * sizeof *d);
+  if (ndim > 0) memcpy(d, dims, (size_t)ndim * sizeof *d);
   /* raw_data is little-endian: the host's order on every platform skd-cl runs on. */
   memcpy(data, v, count * elem_size);
   t->n_dims = (size_t)ndim;
@@ -293,14 +293,24 @@ static skd_status write_external(onnx_graph *g, const char *data_path, const cha
   return st;
 }
 
+static skd_status write_model(onnx_graph *g, const og_model_info *info, const char *path);
+
 skd_status og_write(onnx_graph *g, const og_model_info *info, const char *path) {
   if (g->st != SKD_OK) return g->st;
+  const char *data_path = NULL;
   if (info->external_data) {
     const char *base = strrchr(path, '/');
     const char *location = og_str(g, "%s.data", base ? base + 1 : path);
-    skd_status st = write_external(g, og_str(g, "%s.data", path), location);
+    data_path = og_str(g, "%s.data", path);
+    skd_status st = write_external(g, data_path, location);
     if (st != SKD_OK) return st;
   }
+  skd_status st = write_model(g, info, path);
+  if (st != SKD_OK && data_path) remove(data_path); /* no model, so no data file either */
+  return st;
+}
+
+static skd_status write_model(onnx_graph *g, const og_model_info *info, const char *path) {
   Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
   Onnx__GraphProto graph = ONNX__GRAPH_PROTO__INIT;
   Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;

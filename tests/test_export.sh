@@ -1,13 +1,15 @@
 #!/bin/sh
-# End-to-end test of skd-cl export: a ResNet-18 PSPNet student distilled for
-# a few steps (pixel and pair distillation) is exported to ONNX, checked by the ONNX checker (Debian's
-# python3-onnx) and run in ONNX Runtime (onnxruntime-node, tests/onnx),
-# whose outputs must match the logits skd-cl's own forward writes for the
-# same images (`predict --logits`): normalised error <= 1e-4 and the same
-# argmax on every pixel, at a fixed size and with dynamic shapes (sizes the
-# network's stride and the PSP bins do not divide, a batch of two), folded
-# and kept batch norm, baked normalisation, opset 13 and 17, softmax and
-# argmax outputs, external data. Then the errors: no file may be left.
+# End-to-end test of skd-cl export: a ResNet-18 PSPNet student distilled
+# for a few steps (pixel and pair distillation) is exported to ONNX, checked
+# by the ONNX checker (Debian's python3-onnx) and run in ONNX Runtime
+# (onnxruntime-node, tests/onnx), whose outputs must match the logits
+# skd-cl's own forward writes for the same images (`predict --logits`):
+# normalised error <= 1e-4 and the same argmax on every pixel, at a fixed
+# size and with dynamic shapes (sizes that the network's stride and the PSP
+# bins do not divide, a batch of two), folded and kept batch norm, baked
+# normalisation, opsets 13 and 17, softmax and argmax outputs, external
+# data, and a ResNet-50 PSPNet for the Bottleneck blocks. Then the errors:
+# a clear message, and no file left.
 # usage: test_export.sh path/to/skd-cl
 # Exit 77 (skipped): no OpenCL device, or no node/npm or python3-onnx, or
 # onnxruntime-node could not be installed (the message says which).
@@ -34,6 +36,9 @@ run student ok "$SKD" train --train-list demo/train.txt --preset demo --arch res
   --batch 2 --steps 3 --teacher teacher/last.safetensors --no-holistic --out student
 CKPT=student/last.safetensors
 [ -f "$CKPT" ] || { fail "training wrote no $CKPT"; exit 1; }
+# Bottleneck blocks: a ResNet-50 PSPNet.
+run r50 ok "$SKD" train --train-list demo/train.txt --preset demo --arch resnet50 --width 0.0625 --crop 64 \
+  --batch 2 --steps 2 --out r50
 
 # ---- errors: a message naming the cause, a non-zero exit, no file ----
 run opset12 error "$SKD" export --checkpoint $CKPT --out bad.onnx --opset 12
@@ -77,6 +82,8 @@ run fixed_ext ok "$SKD" export --checkpoint $CKPT --out fixed_ext.onnx --height 
 [ -s fixed_ext.onnx.data ] || fail "--external-data wrote no fixed_ext.onnx.data"
 run softmax ok "$SKD" export --checkpoint $CKPT --out softmax.onnx --dynamic --with-softmax --bake-normalisation
 run argmax ok "$SKD" export --checkpoint $CKPT --out argmax.onnx --dynamic --argmax
+run r50_export ok "$SKD" export --checkpoint r50/last.safetensors --out r50.onnx --dynamic
+has r50_export.out "resnet50 x0.0625"
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   echo "node or npm missing (scripts/install-deps.sh installs them): the ONNX Runtime checks are skipped"
@@ -101,7 +108,7 @@ if [ ! -d "$ORT_DIR/node_modules/onnxruntime-node" ]; then
 fi
 
 # ---- the ONNX checker (with shape inference) and the metadata ----
-for m in fixed dynamic dynamic_bn fixed_ext softmax argmax; do
+for m in fixed dynamic dynamic_bn fixed_ext softmax argmax r50; do
   run check_$m ok $PY -c 'import sys, onnx; onnx.checker.check_model(sys.argv[1], full_check=True)' $m.onnx
 done
 meta() {
@@ -152,6 +159,7 @@ for (const [name, w, h] of [["a64", 64, 64], ["b64", 64, 64], ["c57x83", 57, 83]
 }' || fail "could not write the test images"
 run predict ok "$SKD" predict --checkpoint $CKPT --out pred --logits a64.ppm b64.ppm c57x83.ppm d41x33.ppm e97x70.ppm
 for i in a64 b64 c57x83 d41x33 e97x70; do [ -s pred/$i.f32 ] || fail "predict --logits wrote no pred/$i.f32"; done
+run predict50 ok "$SKD" predict --checkpoint r50/last.safetensors --out pred50 --logits c57x83.ppm
 
 ort() {
   name=$1
@@ -169,6 +177,7 @@ for i in c57x83 b64; do ort dynamic_bn_$i dynamic_bn.onnx --normalise baked $i.p
 ort fixed_ext fixed_ext.onnx --normalise baked c57x83.ppm pred/c57x83.f32
 ort softmax softmax.onnx --normalise baked --output probabilities d41x33.ppm pred/d41x33.f32
 ort argmax argmax.onnx --normalise "$NORM" --output labels e97x70.ppm pred/e97x70.f32
+ort r50 r50.onnx --normalise "$NORM" c57x83.ppm pred50/c57x83.f32
 # The comparison itself must be able to fail: logits of another image.
 node "$ORT_DIR/compare.js" dynamic.onnx --classes 8 --normalise "$NORM" a64.ppm pred/b64.f32 >swap.ort 2>&1 &&
   fail "compare.js accepted the logits of another image"

@@ -54,6 +54,8 @@ run notdir error "$SKD" export --checkpoint $CKPT --out afile/m.onnx
 has notdir.err "afile/m.onnx"
 run both error "$SKD" export --checkpoint $CKPT --out bad.onnx --dynamic --height 64
 has both.err "--dynamic and --height/--width exclude each other"
+run half error "$SKD" export --checkpoint $CKPT --out bad.onnx --height 64
+has half.err "give both --height and --width"
 run outs error "$SKD" export --checkpoint $CKPT --out bad.onnx --with-softmax --argmax
 has outs.err "--with-softmax and --argmax exclude each other"
 run empty error "$SKD" export --checkpoint $CKPT --out bad.onnx --height 0 --width 64

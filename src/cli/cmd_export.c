@@ -79,9 +79,13 @@ int cmd_export(const cli_globals *g, int argc, char **argv) {
   rc = cli_parse("export", "--checkpoint CKPT --out MODEL.onnx [--height H --width W | --dynamic] [options]", args,
                  (int)(sizeof args / sizeof args[0]), argc, argv);
   if (rc) return rc == 1 ? 0 : rc;
-  int sized = cli_find_option(argc, argv, "height") || cli_find_option(argc, argv, "width");
-  if (o.dynamic && sized) {
+  const int has_h = cli_find_option(argc, argv, "height") != NULL, has_w = cli_find_option(argc, argv, "width") != NULL;
+  if (o.dynamic && (has_h || has_w)) {
     fprintf(stderr, "skd-cl export: --dynamic and --height/--width exclude each other (a dynamic model takes any size)\n");
+    return 2;
+  }
+  if (has_h != has_w) {
+    fprintf(stderr, "skd-cl export: give both --height and --width (or --dynamic)\n");
     return 2;
   }
   if (softmax && argmax) {

@@ -38,14 +38,14 @@ typedef struct skd_onnx_meta {
 } skd_onnx_meta;
 
 typedef struct skd_onnx_options {
-  int opset;            /* SKD_ONNX_OPSET_MIN..MAX */
-  int height, width;    /* the fixed input size (ignored with dynamic) */
-  int dynamic;          /* H and W free */
-  int keep_batchnorm;   /* BatchNormalization nodes instead of folding */
+  int opset;              /* SKD_ONNX_OPSET_MIN..MAX */
+  int height, width;      /* the fixed input size (ignored with dynamic) */
+  int dynamic;            /* H and W free */
+  int keep_batchnorm;     /* BatchNormalization nodes instead of folding */
   int bake_normalisation; /* the model takes 0-255 RGB and normalises itself */
   skd_normalize normalize;
   skd_onnx_output output;
-  int external_data;    /* weights in "<path>.data"; chosen anyway past 1.8 GiB */
+  int external_data; /* weights in "<path>.data"; chosen anyway past 1.8 GiB */
   const char *producer_version;
   const skd_onnx_meta *meta; /* extra metadata_props (class names, config, ...) */
   int nmeta;

@@ -19,7 +19,8 @@ static char *names_json(const skd_label_map *map, int classes) {
   for (int c = 0; a && c < classes; c++) {
     char fallback[32];
     snprintf(fallback, sizeof fallback, "class %d", c);
-    cJSON_AddItemToArray(a, cJSON_CreateString(map->class_names && map->class_names[c] ? map->class_names[c] : fallback));
+    cJSON_AddItemToArray(a,
+                         cJSON_CreateString(map->class_names && map->class_names[c] ? map->class_names[c] : fallback));
   }
   char *s = a ? cJSON_PrintUnformatted(a) : NULL;
   cJSON_Delete(a);
@@ -46,16 +47,16 @@ int cmd_export(const cli_globals *g, int argc, char **argv) {
   const char *out = NULL;
   int softmax = 0, argmax = 0;
   cli_arg args[] = {
-      {"checkpoint", CLI_STRING, &m.checkpoint, "network checkpoint (skd-cl's own, or a converted reference one)", 0,
-       0, NULL, 1},
+      {"checkpoint", CLI_STRING, &m.checkpoint, "network checkpoint (skd-cl's own, or a converted reference one)", 0, 0,
+       NULL, 1},
       {"out", CLI_STRING, &out, "ONNX model to write (atomically; weights over 1.8 GiB go to OUT.data)", 0, 0, NULL, 1},
       {"height", CLI_INT, &o.height, "input height of the fixed-size model", 1, 16384, NULL, 0},
       {"width", CLI_INT, &o.width, "input width of the fixed-size model", 1, 16384, NULL, 0},
-      {"dynamic", CLI_FLAG, &o.dynamic, "any input height and width (named dimensions) instead of --height/--width",
-       0, 0, NULL, 0},
+      {"dynamic", CLI_FLAG, &o.dynamic, "any input height and width (named dimensions) instead of --height/--width", 0,
+       0, NULL, 0},
       {"opset", CLI_INT, &o.opset, "ONNX opset version (13 to 17)", 0, 0, NULL, 0},
-      {"with-softmax", CLI_FLAG, &softmax, "output class probabilities (softmax over the classes) instead of logits",
-       0, 0, NULL, 0},
+      {"with-softmax", CLI_FLAG, &softmax, "output class probabilities (softmax over the classes) instead of logits", 0,
+       0, NULL, 0},
       {"argmax", CLI_FLAG, &argmax, "output the class of each pixel (int64) instead of logits", 0, 0, NULL, 0},
       {"keep-batchnorm", CLI_FLAG, &o.keep_batchnorm,
        "BatchNormalization nodes instead of folding them into the convolutions", 0, 0, NULL, 0},
@@ -64,8 +65,8 @@ int cmd_export(const cli_globals *g, int argc, char **argv) {
        0, 0, NULL, 0},
       {"imagenet-norm", CLI_FLAG, &m.imagenet_norm,
        "RGB ImageNet mean/std instead of the reference's BGR mean subtraction (as trained)", 0, 0, NULL, 0},
-      {"external-data", CLI_FLAG, &o.external_data, "weights in OUT.data beside the model even when small", 0, 0,
-       NULL, 0},
+      {"external-data", CLI_FLAG, &o.external_data, "weights in OUT.data beside the model even when small", 0, 0, NULL,
+       0},
       {"arch", CLI_STRING, &m.arch,
        "network when the checkpoint records none: resnet18 | resnet34 | resnet50 | resnet101", 0, 0, NULL, 0},
       {"net-width", CLI_FLOAT, &m.width, "channel width multiplier, likewise (--width of eval and predict)", 0.01, 4,
@@ -81,7 +82,8 @@ int cmd_export(const cli_globals *g, int argc, char **argv) {
   if (rc) return rc == 1 ? 0 : rc;
   const int has_h = cli_find_option(argc, argv, "height") != NULL, has_w = cli_find_option(argc, argv, "width") != NULL;
   if (o.dynamic && (has_h || has_w)) {
-    fprintf(stderr, "skd-cl export: --dynamic and --height/--width exclude each other (a dynamic model takes any size)\n");
+    fprintf(stderr,
+            "skd-cl export: --dynamic and --height/--width exclude each other (a dynamic model takes any size)\n");
     return 2;
   }
   if (has_h != has_w) {
@@ -123,16 +125,18 @@ int cmd_export(const cli_globals *g, int argc, char **argv) {
   o.meta = meta;
   o.nmeta = nm;
   o.producer_version = SKD_VERSION;
-  skd_status st = names && colours ? skd_onnx_export(m.net, &o, out)
-                                   : skd_error(SKD_ENOMEM, "export: out of host memory");
+  skd_status st =
+      names && colours ? skd_onnx_export(m.net, &o, out) : skd_error(SKD_ENOMEM, "export: out of host memory");
   if (st != SKD_OK) {
     fprintf(stderr, "skd-cl export: %s\n", skd_error_last());
     rc = 1;
   } else {
     char what[128];
     cli_model_describe(&m, what, sizeof what);
-    if (o.dynamic) printf("wrote %s: %s, any input size, opset %d\n", out, what, o.opset);
-    else printf("wrote %s: %s, input %dx%d, opset %d\n", out, what, o.width, o.height, o.opset);
+    if (o.dynamic)
+      printf("wrote %s: %s, any input size, opset %d\n", out, what, o.opset);
+    else
+      printf("wrote %s: %s, input %dx%d, opset %d\n", out, what, o.width, o.height, o.opset);
   }
   free(names);
   free(colours);

@@ -19,7 +19,7 @@ typedef struct emit {
   onnx_graph *g;
   skd_context *ctx;
   const skd_onnx_options *opt;
-  skd_status st; /* a failed download */
+  skd_status st;                 /* a failed download */
   const char *zero, *two, *four; /* 1-D int64 constants [0], [2], [4] */
 } emit;
 
@@ -53,9 +53,7 @@ static const char *ints1(emit *e, const char *name, int64_t v) {
   return og_init_int64(e->g, name, &v, 1, dims);
 }
 
-static const char *scalar_i64(emit *e, const char *name, int64_t v) {
-  return og_init_int64(e->g, name, &v, 0, NULL);
-}
+static const char *scalar_i64(emit *e, const char *name, int64_t v) { return og_init_int64(e->g, name, &v, 0, NULL); }
 
 /* The 4-D attribute lists of Conv and MaxPool. */
 static void attr_pair(emit *e, Onnx__NodeProto *n, const char *name, int a, int b) {
@@ -115,10 +113,10 @@ static const char *conv_unit(emit *e, const skd_nn_conv_bn *u, const char *x) {
   og_attr_int(g, n, "group", 1);
   out = og_out(n);
   if (u->gamma && !fold) {
-    Onnx__NodeProto *m = og_node(g, "BatchNormalization", prefix, out, og_init_float(g, u->gamma->name, gamma, 1, cdims),
-                                 og_init_float(g, u->beta->name, beta, 1, cdims),
-                                 og_init_float(g, u->rmean->name, mean, 1, cdims),
-                                 og_init_float(g, u->rvar->name, var, 1, cdims), NULL);
+    Onnx__NodeProto *m =
+        og_node(g, "BatchNormalization", prefix, out, og_init_float(g, u->gamma->name, gamma, 1, cdims),
+                og_init_float(g, u->beta->name, beta, 1, cdims), og_init_float(g, u->rmean->name, mean, 1, cdims),
+                og_init_float(g, u->rvar->name, var, 1, cdims), NULL);
     og_attr_float(g, m, "epsilon", SKD_BN_EPS);
     out = og_out(m);
   }
@@ -166,8 +164,8 @@ static const char *resize_like(emit *e, const char *x, const char *like, const c
   onnx_graph *g = e->g;
   const char *nc = slice(e, og_out(og_node(g, "Shape", og_str(g, "%s.shape_in", name), x, NULL)), e->zero, e->two,
                          og_str(g, "%s.nc", name));
-  const char *hw = slice(e, og_out(og_node(g, "Shape", og_str(g, "%s.shape_like", name), like, NULL)), e->two,
-                         e->four, og_str(g, "%s.hw", name));
+  const char *hw = slice(e, og_out(og_node(g, "Shape", og_str(g, "%s.shape_like", name), like, NULL)), e->two, e->four,
+                         og_str(g, "%s.hw", name));
   Onnx__NodeProto *sizes = og_node(g, "Concat", og_str(g, "%s.sizes", name), nc, hw, NULL);
   og_attr_int(g, sizes, "axis", 0);
   Onnx__NodeProto *n = og_node(g, "Resize", name, x, "", "", og_out(sizes), NULL);
@@ -217,9 +215,10 @@ static const char *pool_matrix_dynamic(emit *e, const char *len, int bins, int t
 #define OP(op, out, ...) og_out(og_node(g, op, og_str(g, "%s." out, name), __VA_ARGS__, NULL))
   const char *start = OP("Div", "start", OP("Mul", "i_len", i0, len), b);
   const char *end = OP("Div", "end", OP("Add", "i1_len_ceil", OP("Mul", "i1_len", i1, len), bm1), b);
-  const char *y = OP("Range", "y", scalar_i64(e, og_str(g, "%s.zero", name), 0), len,
-                     scalar_i64(e, og_str(g, "%s.one", name), 1));
-  const char *inside = OP("And", "inside", OP("GreaterOrEqual", "after_start", y, start), OP("Less", "before_end", y, end));
+  const char *y =
+      OP("Range", "y", scalar_i64(e, og_str(g, "%s.zero", name), 0), len, scalar_i64(e, og_str(g, "%s.one", name), 1));
+  const char *inside =
+      OP("And", "inside", OP("GreaterOrEqual", "after_start", y, start), OP("Less", "before_end", y, end));
   Onnx__NodeProto *maskf = og_node(g, "Cast", og_str(g, "%s.mask", name), inside, NULL);
   og_attr_int(g, maskf, "to", FLOAT_T);
   Onnx__NodeProto *count = og_node(g, "Cast", og_str(g, "%s.count", name), OP("Sub", "size", end, start), NULL);
@@ -247,8 +246,10 @@ static const char *psp(emit *e, skd_pspnet *net, const char *x4, int h, int w) {
     const int b = net->bins[s];
     const char *rows_name = og_str(g, "pspmodule.stages.%d.pool_rows", s);
     const char *cols_name = og_str(g, "pspmodule.stages.%d.pool_cols", s);
-    const char *rows = h > 0 ? pool_matrix_fixed(e, h, b, 0, rows_name) : pool_matrix_dynamic(e, len_h, b, 0, rows_name);
-    const char *cols = w > 0 ? pool_matrix_fixed(e, w, b, 1, cols_name) : pool_matrix_dynamic(e, len_w, b, 1, cols_name);
+    const char *rows =
+        h > 0 ? pool_matrix_fixed(e, h, b, 0, rows_name) : pool_matrix_dynamic(e, len_h, b, 0, rows_name);
+    const char *cols =
+        w > 0 ? pool_matrix_fixed(e, w, b, 1, cols_name) : pool_matrix_dynamic(e, len_w, b, 1, cols_name);
     const char *r = og_out(og_node(g, "MatMul", og_str(g, "pspmodule.stages.%d.pooled_rows", s), rows, x4, NULL));
     const char *pooled = og_out(og_node(g, "MatMul", og_str(g, "pspmodule.stages.%d.pooled", s), r, cols, NULL));
     const char *y = conv_unit(e, &net->stage[s], pooled);
@@ -267,7 +268,8 @@ static const char *normalise(emit *e, const char *x) {
   const skd_normalize *nz = &e->opt->normalize;
   if (nz->bgr) {
     const int64_t order[3] = {2, 1, 0}, dims[1] = {3};
-    Onnx__NodeProto *n = og_node(g, "Gather", "input.bgr", x, og_init_int64(g, "normalise.bgr_order", order, 1, dims), NULL);
+    Onnx__NodeProto *n =
+        og_node(g, "Gather", "input.bgr", x, og_init_int64(g, "normalise.bgr_order", order, 1, dims), NULL);
     og_attr_int(g, n, "axis", 1);
     x = og_out(n);
   }
@@ -279,7 +281,8 @@ static const char *normalise(emit *e, const char *x) {
     unit = unit && inv[c] == 1.0f;
   }
   x = og_out(og_node(g, "Sub", "input.centred", x, og_init_float(g, "normalise.mean", nz->mean, 4, dims), NULL));
-  if (!unit) x = og_out(og_node(g, "Mul", "input.normalised", x, og_init_float(g, "normalise.inv_std", inv, 4, dims), NULL));
+  if (!unit)
+    x = og_out(og_node(g, "Mul", "input.normalised", x, og_init_float(g, "normalise.inv_std", inv, 4, dims), NULL));
   return x;
 }
 
@@ -365,15 +368,21 @@ skd_status skd_onnx_export(skd_pspnet *net, const skd_onnx_options *opt, const c
     meta[nm++] = (og_meta){"skd_cl.std", std};
     meta[nm++] = (og_meta){"skd_cl.output", final};
     meta[nm++] = (og_meta){"skd_cl.upsampling", "bilinear, align_corners (to the input size)"};
-    meta[nm++] = (og_meta){"skd_cl.batchnorm", opt->keep_batchnorm ? "BatchNormalization nodes" : "folded into the convolutions"};
+    meta[nm++] = (og_meta){"skd_cl.batchnorm",
+                           opt->keep_batchnorm ? "BatchNormalization nodes" : "folded into the convolutions"};
     for (int i = 0; i < opt->nmeta; i++) meta[nm++] = (og_meta){opt->meta[i].key, opt->meta[i].value};
   }
   if (st == SKD_OK) st = e.st;
   if (st == SKD_OK) st = og_status(&g);
   if (st == SKD_OK) {
-    og_model_info info = {opt->opset, opt->producer_version ? opt->producer_version : "", "skd_cl_pspnet",
-                          "PSPNet student exported by skd-cl (see docs/EXPORT.md)", meta, nm,
-                          opt->external_data || skd_nn_params_numel(&net->params, 0) * sizeof(float) > EXTERNAL_AUTO_BYTES};
+    og_model_info info = {
+        opt->opset,
+        opt->producer_version ? opt->producer_version : "",
+        "skd_cl_pspnet",
+        "PSPNet student exported by skd-cl (see docs/EXPORT.md)",
+        meta,
+        nm,
+        opt->external_data || skd_nn_params_numel(&net->params, 0) * sizeof(float) > EXTERNAL_AUTO_BYTES};
     st = og_write(&g, &info, path);
   }
   free(meta);

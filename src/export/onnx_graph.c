@@ -187,8 +187,8 @@ const char *og_init_int64(onnx_graph *g, const char *name, const int64_t *v, int
   return add_init(g, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, v, sizeof(int64_t), ndim, dims);
 }
 
-static Onnx__ValueInfoProto *value_info(onnx_graph *g, const char *name, int elem_type, int ndim,
-                                        const int64_t *dims, const char *const *params) {
+static Onnx__ValueInfoProto *value_info(onnx_graph *g, const char *name, int elem_type, int ndim, const int64_t *dims,
+                                        const char *const *params) {
   Onnx__ValueInfoProto *v = alloc(g, sizeof *v);
   Onnx__TypeProto *type = alloc(g, sizeof *type);
   Onnx__TypeProto__Tensor *tt = alloc(g, sizeof *tt);
@@ -262,7 +262,8 @@ static skd_status write_external(onnx_graph *g, const char *data_path, const cha
   size_t total = 0;
   for (size_t i = 0; i < g->ninits; i++) {
     const Onnx__TensorProto *t = g->inits[i];
-    if (t->raw_data.len >= EXTERNAL_MIN) total = (total + EXTERNAL_ALIGN - 1) / EXTERNAL_ALIGN * EXTERNAL_ALIGN + t->raw_data.len;
+    if (t->raw_data.len >= EXTERNAL_MIN)
+      total = (total + EXTERNAL_ALIGN - 1) / EXTERNAL_ALIGN * EXTERNAL_ALIGN + t->raw_data.len;
   }
   uint8_t *buf = malloc(total ? total : 1);
   if (!buf) return skd_error(SKD_ENOMEM, "export: out of host memory for %zu bytes of external data", total);
@@ -345,8 +346,10 @@ static skd_status write_model(onnx_graph *g, const og_model_info *info, const ch
 
   size_t size = protobuf_c_message_get_packed_size(&model.base);
   if (size > (size_t)INT32_MAX)
-    return skd_error(SKD_EINVAL, "%s: the model would be %zu bytes, over protobuf's 2 GiB limit: export it with "
-                     "--external-data (the weights then go to %s.data)", path, size, path);
+    return skd_error(SKD_EINVAL,
+                     "%s: the model would be %zu bytes, over protobuf's 2 GiB limit: export it with "
+                     "--external-data (the weights then go to %s.data)",
+                     path, size, path);
   uint8_t *buf = malloc(size ? size : 1);
   if (!buf) return skd_error(SKD_ENOMEM, "export: out of host memory for a %zu-byte model", size);
   size_t packed = protobuf_c_message_pack(&model.base, buf);

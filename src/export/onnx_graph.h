@@ -57,8 +57,7 @@ const char *og_init_int64(onnx_graph *g, const char *name, const int64_t *v, int
 /* A graph input or output: a float (ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
  * or int64 tensor of ndim dimensions, each fixed (dims[i] > 0) or named
  * (dims[i] <= 0: params[i]). */
-void og_input(onnx_graph *g, const char *name, int elem_type, int ndim, const int64_t *dims,
-              const char *const *params);
+void og_input(onnx_graph *g, const char *name, int elem_type, int ndim, const int64_t *dims, const char *const *params);
 void og_output(onnx_graph *g, const char *name, int elem_type, int ndim, const int64_t *dims,
                const char *const *params);
 

@@ -18,5 +18,6 @@
 #include "skd/train.h"
 #include "skd/evaluate.h"
 #include "skd/tune.h"
+#include "skd/export.h"
 
 #endif

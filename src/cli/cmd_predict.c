@@ -161,10 +161,27 @@ typedef struct buffers {
   size_t pixels;
   float *image;
   uint8_t *ids, *out;
+  float *logits;
+  size_t logits_cap; /* floats */
 } buffers;
 
+/* The logits (C, H, W) as raw little-endian float32 at path (atomic). */
+static skd_status write_logits(cli_model *m, const skd_tensor *logits, const char *path, buffers *b) {
+  size_t n = skd_tensor_numel(logits);
+  if (n > b->logits_cap) {
+    free(b->logits);
+    b->logits = malloc(n * sizeof *b->logits);
+    b->logits_cap = b->logits ? n : 0;
+    if (!b->logits) return skd_error(SKD_ENOMEM, "out of host memory for the logits of %s", path);
+  }
+  skd_status st = skd_tensor_download(m->ctx, logits, b->logits);
+  if (st == SKD_OK) st = skd_write_file_atomic(path, b->logits, n * sizeof *b->logits);
+  return st;
+}
+
 static skd_status predict_one(cli_model *m, const skd_eval_options *opt, const skd_palette *pal, int overlay,
-                              float alpha, const char *in_path, const char *out_path, buffers *b) {
+                              float alpha, const char *in_path, const char *out_path, const char *logits_path,
+                              buffers *b) {
   uint8_t *rgb = NULL;
   int h = 0, w = 0;
   skd_status st = skd_image_read(in_path, &rgb, &h, &w);
@@ -189,6 +206,7 @@ static skd_status predict_one(cli_model *m, const skd_eval_options *opt, const s
   if (st == SKD_OK) st = skd_tensor_upload(m->ctx, &x, b->image);
   if (st == SKD_OK) st = skd_predict_logits(m->net, m->arena, &x, opt, &logits);
   if (st == SKD_OK) st = skd_argmax_download_u8(m->ctx, &logits, b->ids);
+  if (st == SKD_OK && logits_path) st = write_logits(m, &logits, logits_path, b);
   if (st != SKD_OK) {
     char msg[2048];
     snprintf(msg, sizeof msg, "%s", skd_error_last());
@@ -207,9 +225,9 @@ int cmd_predict(const cli_globals *g, int argc, char **argv) {
   int rc = cli_model_init(&m, "predict", argc, argv);
   if (rc) return rc;
   const char *out = NULL, *list = NULL;
-  int overlay = 0;
+  int overlay = 0, raw_logits = 0;
   float alpha = 0.5f;
-  cli_arg args[CLI_MODEL_ARGS + 4];
+  cli_arg args[CLI_MODEL_ARGS + 5];
   int n = 0;
   args[n++] = (cli_arg){"out", CLI_STRING, &out, "directory to write <name>.png into (created)", 0, 0, NULL, 1};
   args[n++] = (cli_arg){"list", CLI_STRING, &list,
@@ -218,6 +236,9 @@ int cmd_predict(const cli_globals *g, int argc, char **argv) {
   n += cli_model_args(&m, args + n, 1);
   args[n++] = (cli_arg){"overlay", CLI_FLAG, &overlay, "blend the colours over the image", 0, 0, NULL, 0};
   args[n++] = (cli_arg){"alpha", CLI_FLOAT, &alpha, "weight of the colours in the overlay", 0, 1, NULL, 0};
+  args[n++] = (cli_arg){"logits", CLI_FLAG, &raw_logits,
+                        "also write DIR/<name>.f32: the logits (classes, H, W) as raw little-endian float32", 0, 0,
+                        NULL, 0};
   char **operands = calloc((size_t)argc + 1, sizeof *operands);
   int noperands = 0;
   if (!operands) return 1;
@@ -260,13 +281,19 @@ int cmd_predict(const cli_globals *g, int argc, char **argv) {
   char at[64 + SKD_PATH_MAX];
   for (int i = 0; !rc && i < in.n; i++) {
     char *path = malloc(strlen(out) + strlen(in.name[i]) + 2);
-    if (!path) {
+    char *lpath = raw_logits ? malloc(strlen(out) + strlen(in.name[i]) + 2) : NULL;
+    if (!path || (raw_logits && !lpath)) {
       fprintf(stderr, "skd-cl predict: out of host memory\n");
+      free(path);
       rc = 1;
       break;
     }
     sprintf(path, "%s/%s", out, in.name[i]);
-    if (predict_one(&m, &opt, &pal, overlay, alpha, in.path[i], path, &b) != SKD_OK) {
+    if (lpath) {
+      sprintf(lpath, "%s/%s", out, in.name[i]);
+      strcpy(lpath + strlen(lpath) - 4, ".f32"); /* in place of ".png" */
+    }
+    if (predict_one(&m, &opt, &pal, overlay, alpha, in.path[i], path, lpath, &b) != SKD_OK) {
       fprintf(stderr, "%sskd-cl predict: %s%s\n", terminal ? "\r\033[K" : "", where(&in, i, list, at, sizeof at),
               skd_error_last());
       rc = 1;
@@ -274,10 +301,11 @@ int cmd_predict(const cli_globals *g, int argc, char **argv) {
       fprintf(stderr, "\r\033[K%d/%d images", i + 1, in.n);
     }
     free(path);
+    free(lpath);
   }
   if (terminal && !rc) fprintf(stderr, "\r\033[K");
   if (!rc) printf("wrote %d prediction%s to %s\n", in.n, in.n == 1 ? "" : "s", out);
-  free(b.image), free(b.ids), free(b.out);
+  free(b.image), free(b.ids), free(b.out), free(b.logits);
   cli_model_close(&m);
   inputs_free(&in);
   return rc;

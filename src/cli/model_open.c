@@ -98,8 +98,8 @@ int cli_model_open(cli_model *m, const char *command, const cli_globals *g) {
   if (st != SKD_OK) {
     fprintf(stderr, "skd-cl %s: %s\n", command, skd_error_last());
     if (st == SKD_EFORMAT && !m->found)
-      fprintf(stderr, "skd-cl %s: %s records no network: say which with --arch and --width\n", command,
-              m->checkpoint);
+      fprintf(stderr, "skd-cl %s: %s records no network: say which with --arch and %s\n", command,
+              m->checkpoint, strcmp(command, "export") ? "--width" : "--net-width");
     cli_model_close(m);
     return 1;
   }

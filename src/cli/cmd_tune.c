@@ -31,7 +31,7 @@ static int check_writable(const char *path) {
     }
   }
   char probe[SKD_PATH_MAX + 64];
-  snprintf(probe, sizeof probe, "%s.%ld.tmp", path, (long)getpid());
+  snprintf(probe, sizeof probe, "%s.tmp.%ld", path, (long)getpid());
   FILE *f = fopen(probe, "w");
   if (!f) {
     fprintf(stderr, "skd-cl tune: --out %s: cannot write there: %s\n", path, strerror(errno));

@@ -50,13 +50,16 @@ int skd_cache_load(const char *dir, unsigned long long key, unsigned char **bin,
 
 void skd_cache_store(const char *dir, unsigned long long key, const unsigned char *bin, size_t len) {
   if (skd_make_dirs(dir, "kernel cache") != SKD_OK) return; /* an unwritable cache only costs build time */
-  char path[1200], tmp[1300];
+  char path[1200];
   entry_path(path, sizeof path, dir, key);
-  snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  if (!f) return;
   unsigned long long hdr[3] = {key, len, skd_hash64(SKD_HASH_SEED, bin, len)};
-  int ok = fwrite(magic, 1, 8, f) == 8 && fwrite(hdr, sizeof hdr[0], 3, f) == 3 && fwrite(bin, 1, len, f) == len;
-  ok = (fclose(f) == 0) && ok;
-  if (!ok || rename(tmp, path) != 0) remove(tmp);
+  size_t size = 8 + sizeof hdr + len;
+  unsigned char *entry = malloc(size);
+  if (!entry) return;
+  memcpy(entry, magic, 8);
+  memcpy(entry + 8, hdr, sizeof hdr);
+  memcpy(entry + 8 + sizeof hdr, bin, len);
+  skd_write_file_atomic(path, entry, size);
+  skd_error_clear();
+  free(entry);
 }

@@ -3,14 +3,18 @@
 #include <CL/cl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_message[2048];
 
 skd_status skd_error(skd_status code, const char *fmt, ...) {
+  /* Formatted aside first: an argument may be skd_error_last() itself, wrapped in more context. */
+  char message[sizeof last_message];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(last_message, sizeof last_message, fmt, ap);
+  vsnprintf(message, sizeof message, fmt, ap);
   va_end(ap);
+  memcpy(last_message, message, sizeof message);
   return code;
 }
 

@@ -93,10 +93,11 @@ skd_status skd_tuning_write(const skd_tuning *t, const char *path) {
     skd_status st = skd_make_dirs(dir, "tuning file");
     if (st != SKD_OK) return st;
   }
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-  FILE *f = fopen(tmp, "w");
-  if (!f) return skd_error(SKD_EIO, "tuning file: cannot write '%s': %s", tmp, strerror(errno));
+  /* Composed in memory, then written by the one atomic writer (temporary file + rename). */
+  char *text = NULL;
+  size_t size = 0;
+  FILE *f = open_memstream(&text, &size);
+  if (!f) return skd_error(SKD_ENOMEM, "tuning file: out of memory");
   fprintf(f, "# skd-cl tuning (CLBlast GEMM parameters, convolution), written by `skd-cl tune`; a kernel without "
              "a line keeps its defaults\n");
   if (t->note[0]) fprintf(f, "# %s\n", t->note);
@@ -109,13 +110,10 @@ skd_status skd_tuning_write(const skd_tuning *t, const char *path) {
   if (t->has_routine) write_params(f, "GemmRoutine", routine_names, &t->min_indirect, 1);
   if (t->has_conv) write_conv(f, &t->conv);
   fprintf(f, "end\n");
-  int ok = !ferror(f);
-  ok = fclose(f) == 0 && ok;
-  if (!ok || rename(tmp, path) != 0) {
-    int e = errno;
-    remove(tmp);
-    return skd_error(SKD_EIO, "tuning file: cannot write '%s': %s", path, strerror(e));
-  }
+  int ok = fclose(f) == 0;
+  skd_status st = ok ? skd_write_file_atomic(path, text, size) : skd_error(SKD_ENOMEM, "tuning file: out of memory");
+  free(text);
+  if (st != SKD_OK) return skd_error(st, "tuning file: %s", skd_error_last());
   return SKD_OK;
 }
 

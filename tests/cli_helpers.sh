@@ -50,3 +50,11 @@ has() {
     sed 's/^/    /' "$1"
   fi
 }
+
+# absent PATH: nothing at PATH, and no temporary file of an atomic write in its directory.
+absent() {
+  [ -e "$1" ] && fail "$1 exists but should not"
+  dir=$(dirname "$1")
+  if [ -d "$dir" ] && ls -a "$dir" | grep -q '\.tmp'; then fail "temporary file left in $dir: $(ls -a "$dir")"; fi
+  return 0
+}

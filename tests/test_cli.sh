@@ -21,14 +21,6 @@ png() {
   tail -c 12 "$1" | grep -q IEND || fail "$1 does not end with IEND"
 }
 
-# absent PATH: nothing at PATH, and no temporary file of an atomic write in its directory.
-absent() {
-  [ -e "$1" ] && fail "$1 exists but should not"
-  dir=$(dirname "$1")
-  if [ -d "$dir" ] && ls -a "$dir" | grep -q '\.tmp'; then fail "temporary file left in $dir: $(ls -a "$dir")"; fi
-  return 0
-}
-
 # ---- a demo set and a network trained for 3 steps ----
 run make ok "$SKD" make-dataset --out demo --size 64 --train 4 --val 2
 run make72 ok "$SKD" make-dataset --out demo72 --size 72 --train 1 --val 1 --seed 2

@@ -20,14 +20,6 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ORT_DIR=$HERE/onnx
 PY=/usr/bin/python3
 
-# absent PATH: nothing at PATH, and no temporary file of an atomic write beside it.
-absent() {
-  [ -e "$1" ] && fail "$1 exists but should not"
-  dir=$(dirname "$1")
-  if [ -d "$dir" ] && ls -a "$dir" | grep -q '\.tmp'; then fail "temporary file left in $dir: $(ls -a "$dir")"; fi
-  return 0
-}
-
 # ---- a teacher trained for 3 steps, a student distilled from it ----
 run make ok "$SKD" make-dataset --out demo --size 64 --train 4 --val 2
 run teacher ok "$SKD" train --train-list demo/train.txt --preset demo --arch resnet18 --width 0.125 --crop 64 \

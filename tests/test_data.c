@@ -267,7 +267,7 @@ START_TEST(decode_errors) {
   skd_sample_free(&s);
   expect_error(skd_dataset_read(d, 4, &s), SKD_EFORMAT, "list.txt:5: label", "colour3.png' has 3 channels",
                "pixel (x=2, y=1) is (1, 9, 1)");
-  expect_error(skd_dataset_read(d, 5, &s), SKD_EFORMAT, "list.txt:6: label", "lab.jpg", "not an 8-bit PNG");
+  expect_error(skd_dataset_read(d, 5, &s), SKD_EFORMAT, "list.txt:6: cannot decode label", "lab.jpg", "8-bit PNG");
   expect_error(skd_dataset_read(d, 6, &s), SKD_EFORMAT, "list.txt:7: cannot decode image", "broken.png", NULL);
   expect_error(skd_dataset_read(d, 7, &s), SKD_EIO, "list.txt:8: cannot open image", "gone.png", "No such file");
   expect_error(skd_dataset_read(d, 8, &s), SKD_EINVAL, "index 8 outside [0, 8)", NULL, NULL);

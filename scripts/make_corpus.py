@@ -60,6 +60,8 @@ def configs():
     put("config", "other.json", compact(other))
     put("config", "partial.json", b'{"crop": 48, "lr": 0.02, "pair-pool": "avg"}')
     put("config", "empty.json", b"{}")
+    # Once a crash: a float at its lower bound failed to read back after printing.
+    put("config", "width_bound.json", b'{"width": 0.01, "tau": 0.01}')
 
 
 def checkpoints():

@@ -204,7 +204,7 @@ START_TEST(preset_decoding) {
   skd_sample_free(&s);
   skd_dataset_free(d);
 
-  /* VOC: palette colours (as stb_image expands a palette PNG) -> indices. */
+  /* VOC: an RGB label in the palette's colours -> indices (paletted PNGs: test_decode.c). */
   uint8_t voc[3 * 6] = {0, 0, 0, 128, 0, 0, 192, 128, 128, 224, 224, 192, 0, 64, 128, 128, 128, 128};
   write_png("voc.png", 3, 2, 3, voc);
   voc[3 * 5 + 2] = 129; /* a colour outside the palette */

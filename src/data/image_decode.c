@@ -228,6 +228,12 @@ skd_status skd_file_slurp(const char *path, uint8_t **data, size_t *size, char *
   while (buf) {
     n += fread(buf + n, 1, cap - n, f);
     if (n < cap) break;
+    if (cap >= SKD_DECODE_MAX_FILE) { /* not an image this program could use: do not read it all */
+      free(buf);
+      fclose(f);
+      snprintf(why, why_size, "the file has %zu MiB or more: not an image", SKD_DECODE_MAX_FILE >> 20);
+      return SKD_EFORMAT;
+    }
     uint8_t *bigger = realloc(buf, cap * 2);
     if (!bigger) free(buf);
     buf = bigger;

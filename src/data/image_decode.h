@@ -23,6 +23,7 @@ typedef struct skd_decoded {
 /* Largest accepted image: a side and the pixel count (decompression bombs). */
 #define SKD_DECODE_MAX_SIDE 32768
 #define SKD_DECODE_MAX_PIXELS (1L << 27)
+#define SKD_DECODE_MAX_FILE ((size_t)1 << 30) /* bytes */
 
 /* Decodes `size` bytes. On failure returns SKD_EFORMAT (or SKD_ENOMEM) with
  * the reason, without any file name, in why[why_size], and *out is empty.
@@ -30,7 +31,8 @@ typedef struct skd_decoded {
 skd_status skd_image_decode(const uint8_t *data, size_t size, skd_decode_mode mode, skd_decoded *out, char *why,
                             size_t why_size);
 
-/* Reads a whole file into memory (free() *data). SKD_EIO with strerror in why. */
+/* Reads a whole file into memory (free() *data). SKD_EIO with strerror in
+ * why; SKD_EFORMAT for a file over SKD_DECODE_MAX_FILE bytes. */
 skd_status skd_file_slurp(const char *path, uint8_t **data, size_t *size, char *why, size_t why_size);
 
 #endif

@@ -2,7 +2,7 @@
  * PNGs written here with libpng in every colour type that matters (grey,
  * 16-bit, paletted images and labels) decode as expected, and damaged files
  * (cut zlib stream in IDAT, bad chunk CRCs, no IEND, truncated or corrupt
- * JPEG) are errors naming the list line and the file. Host only. */
+ * JPEG, short PPM) are errors naming the list line and the file. Host only. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -72,7 +72,9 @@ static uint32_t crc32_of(const uint8_t *p, size_t n) { /* the PNG chunk CRC, bit
   return c ^ 0xFFFFFFFFu;
 }
 
-static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static uint32_t be32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
 
 static void put_be32(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (24 - 8 * i));
@@ -336,12 +338,43 @@ START_TEST(damaged_jpeg) {
 END_TEST
 
 START_TEST(not_an_image) {
-  write_text("text.png", "GIF89a: not PNG, not JPEG");
+  write_text("text.png", "GIF89a: not PNG, JPEG or PPM");
   uint8_t *rgb = NULL;
   int h = 0, w = 0;
-  expect_error(skd_image_read(tmp_path("text.png"), &rgb, &h, &w), "text.png", "neither a PNG nor a JPEG", NULL);
+  expect_error(skd_image_read(tmp_path("text.png"), &rgb, &h, &w), "text.png", "not a PNG, JPEG or binary PPM/PGM",
+               NULL);
   write_bytes("empty.png", (const uint8_t *)"", 0);
-  expect_error(skd_image_read(tmp_path("empty.png"), &rgb, &h, &w), "empty.png", "neither a PNG nor a JPEG", NULL);
+  expect_error(skd_image_read(tmp_path("empty.png"), &rgb, &h, &w), "empty.png", "not a PNG, JPEG or binary PPM/PGM",
+               NULL);
+}
+END_TEST
+
+START_TEST(pnm) {
+  const char p6[] = "P6\n# a comment\n2 1\n255\n" "\x01\x02\x03\xfd\xfe\xff";
+  write_bytes("ok.ppm", (const uint8_t *)p6, sizeof p6 - 1);
+  const char p5[] = "P5 3 1 255\n" "\x00\x80\xff";
+  write_bytes("ok.pgm", (const uint8_t *)p5, sizeof p5 - 1);
+  uint8_t *rgb = NULL;
+  int h = 0, w = 0;
+  CK_OK(skd_image_read(tmp_path("ok.ppm"), &rgb, &h, &w));
+  ck_assert_int_eq(w, 2);
+  ck_assert_int_eq(h, 1);
+  ck_assert_int_eq(memcmp(rgb, "\x01\x02\x03\xfd\xfe\xff", 6), 0);
+  free(rgb);
+  CK_OK(skd_image_read(tmp_path("ok.pgm"), &rgb, &h, &w));
+  ck_assert_int_eq(w * h, 3);
+  ck_assert_int_eq(memcmp(rgb, "\x00\x00\x00\x80\x80\x80\xff\xff\xff", 9), 0);
+  free(rgb);
+  write_bytes("short.ppm", (const uint8_t *)p6, sizeof p6 - 2);
+  expect_error(skd_image_read(tmp_path("short.ppm"), &rgb, &h, &w), "short.ppm",
+               "5 bytes of pixels where 2x1 needs 6", "truncated");
+  const char p16[] = "P6 1 1 65535\n" "\x00\x01\x00\x02\x00\x03";
+  write_bytes("deep.ppm", (const uint8_t *)p16, sizeof p16 - 1);
+  expect_error(skd_image_read(tmp_path("deep.ppm"), &rgb, &h, &w), "deep.ppm", "maximum value 65535",
+               NULL);
+  write_bytes("nohdr.ppm", (const uint8_t *)"P6 12", 5);
+  expect_error(skd_image_read(tmp_path("nohdr.ppm"), &rgb, &h, &w), "nohdr.ppm", "PNM header", NULL);
+  ck_assert(rgb == NULL);
 }
 END_TEST
 
@@ -354,6 +387,7 @@ int main(void) {
   tcase_add_test(tc, damaged_png);
   tcase_add_test(tc, damaged_jpeg);
   tcase_add_test(tc, not_an_image);
+  tcase_add_test(tc, pnm);
   suite_add_tcase(s, tc);
   return support_main_host(s);
 }

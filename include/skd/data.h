@@ -82,7 +82,7 @@ typedef struct skd_sample {
   uint8_t *label;
 } skd_sample;
 
-/* Decodes sample i. Images: PNG or JPEG (grey is expanded to RGB, alpha
+/* Decodes sample i. Images: PNG, JPEG or binary 8-bit PPM/PGM (grey is expanded to RGB, alpha
  * dropped, 16-bit samples keep their high byte). Labels: 8-bit PNG with 1
  * channel, or paletted (its indices are the values); 3 or 4 channels only when
  * R == G == B on every pixel (alpha is ignored), or for a map with
@@ -92,7 +92,7 @@ typedef struct skd_sample {
 skd_status skd_dataset_read(const skd_dataset *d, int i, skd_sample *out);
 void skd_sample_free(skd_sample *s);
 
-/* One image without a label (prediction): PNG or JPEG, decoded strictly, as
+/* One image without a label (prediction): PNG, JPEG or PPM/PGM, decoded strictly, as
  * RGB bytes (h, w, 3) in *rgb (free() it). Errors (SKD_EIO: cannot open,
  * SKD_EFORMAT: cannot decode) name the file. */
 skd_status skd_image_read(const char *path, uint8_t **rgb, int *h, int *w);

@@ -1,4 +1,4 @@
-/* Strict PNG (libpng) and JPEG (libjpeg-turbo) decoding from memory.
+/* Strict PNG (libpng), JPEG (libjpeg-turbo) and binary PPM/PGM decoding from memory.
  * Both libraries report errors by longjmp: every local that changes after
  * setjmp and is read on the error path is volatile, and that path frees
  * everything the decode allocated. */
@@ -197,6 +197,63 @@ fail:
   return st;
 }
 
+/* ---- Binary PPM/PGM (P6/P5, maxval 255) -------------------------------------- */
+
+/* Next header number after whitespace and # comments; -1 when there is none. */
+static long pnm_number(const uint8_t *data, size_t size, size_t *pos) {
+  size_t p = *pos;
+  for (;;) {
+    while (p < size && (data[p] == ' ' || data[p] == '\t' || data[p] == '\n' || data[p] == '\r')) p++;
+    if (p < size && data[p] == '#') {
+      while (p < size && data[p] != '\n') p++;
+      continue;
+    }
+    break;
+  }
+  long v = 0;
+  size_t start = p;
+  while (p < size && data[p] >= '0' && data[p] <= '9' && p - start < 9) v = 10 * v + (data[p++] - '0');
+  if (p == start || (p < size && data[p] >= '0' && data[p] <= '9')) return -1;
+  *pos = p;
+  return v;
+}
+
+static skd_status decode_pnm(const uint8_t *data, size_t size, skd_decoded *out, char *why, size_t why_size) {
+  int grey = data[1] == '5';
+  size_t pos = 2;
+  long w = pnm_number(data, size, &pos), h = pnm_number(data, size, &pos), maxval = pnm_number(data, size, &pos);
+  if (w < 0 || h < 0 || maxval < 0 || pos >= size ||
+      !(data[pos] == ' ' || data[pos] == '\t' || data[pos] == '\n' || data[pos] == '\r')) {
+    snprintf(why, why_size, "PNM header: expected width, height and maximum value, then one whitespace");
+    return SKD_EFORMAT;
+  }
+  pos++; /* the single whitespace before the pixels */
+  if (maxval != 255) {
+    snprintf(why, why_size, "PNM maximum value %ld: only 8-bit files (255) are read", maxval);
+    return SKD_EFORMAT;
+  }
+  if (!size_ok(w, h, why, why_size)) return SKD_EFORMAT;
+  size_t n = (size_t)w * (size_t)h, need = n * (grey ? 1 : 3);
+  if (size - pos != need) {
+    snprintf(why, why_size, "%zu bytes of pixels where %ldx%ld needs %zu (%s)", size - pos, w, h, need,
+             size - pos < need ? "truncated" : "extra data");
+    return SKD_EFORMAT;
+  }
+  uint8_t *px = malloc(n * 3);
+  if (!px) {
+    snprintf(why, why_size, "out of host memory for %ldx%ld pixels", w, h);
+    return SKD_ENOMEM;
+  }
+  if (grey)
+    for (size_t i = 0; i < n; i++) px[3 * i] = px[3 * i + 1] = px[3 * i + 2] = data[pos + i];
+  else memcpy(px, data + pos, need);
+  out->px = px;
+  out->w = (int)w;
+  out->h = (int)h;
+  out->channels = 3;
+  return SKD_OK;
+}
+
 /* ---- Entry points ----------------------------------------------------------- */
 
 skd_status skd_image_decode(const uint8_t *data, size_t size, skd_decode_mode mode, skd_decoded *out, char *why,
@@ -211,7 +268,9 @@ skd_status skd_image_decode(const uint8_t *data, size_t size, skd_decode_mode mo
   }
   if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF)
     return decode_jpeg(data, size, out, why, why_size);
-  snprintf(why, why_size, "neither a PNG nor a JPEG file (no signature of either)");
+  if (size >= 2 && data[0] == 'P' && (data[1] == '5' || data[1] == '6'))
+    return decode_pnm(data, size, out, why, why_size);
+  snprintf(why, why_size, "not a PNG, JPEG or binary PPM/PGM file (no signature of any)");
   return SKD_EFORMAT;
 }
 

@@ -1,5 +1,5 @@
 /* Strict PNG/JPEG decoding from memory with Debian's libpng and
- * libjpeg-turbo. Any damage the decoders can see (a cut zlib stream, a bad
+ * libjpeg-turbo, and binary 8-bit PPM/PGM (P6/P5) for images. Any damage the decoders can see (a cut zlib stream, a bad
  * chunk CRC, a missing IEND, truncated JPEG data, corrupt markers: libjpeg
  * warnings count as errors) fails the decode; nothing is padded or guessed. */
 #ifndef SKD_DATA_IMAGE_DECODE_H
@@ -11,7 +11,7 @@
 #include "skd/status.h"
 
 typedef enum skd_decode_mode {
-  SKD_DECODE_RGB,  /* PNG or JPEG -> 8-bit RGB (grey expanded, alpha dropped, 16 -> 8 bits) */
+  SKD_DECODE_RGB,  /* PNG, JPEG, PPM/PGM -> 8-bit RGB (grey expanded, alpha dropped, 16 -> 8 bits) */
   SKD_DECODE_LABEL /* 8-bit PNG only, stored channels; a paletted PNG gives its indices (1 channel) */
 } skd_decode_mode;
 

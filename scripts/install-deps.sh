@@ -4,6 +4,8 @@
 set -euo pipefail
 packages=(gcc make cmake pkg-config ocl-icd-opencl-dev opencl-headers libclblast-dev libstb-dev
           check libcjson-dev pocl-opencl-icd libprotobuf-c-dev protobuf-c-compiler python3-onnx)
+# Strict image decoding; clang and its runtime (libFuzzer) for scripts/fuzz.sh.
+packages+=(libpng-dev libjpeg62-turbo-dev clang libclang-rt-dev)
 # ONNX Runtime for test_export comes from npm (tests/onnx); Node.js from another
 # source may already provide node and npm, so only a missing command adds them.
 if ! command -v node >/dev/null 2>&1; then packages+=(nodejs); fi

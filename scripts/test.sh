@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds with -Werror, runs the
 # whole suite on the default OpenCL device (PoCL's CPU device on a machine
-# without a GPU), then again under AddressSanitizer + UBSan.
-# Usage: scripts/test.sh [--no-sanitize]
+# without a GPU), then again under AddressSanitizer + UBSan, then runs the
+# fuzz targets (scripts/fuzz.sh, SKD_FUZZ_SECONDS each, default 60).
+# Usage: scripts/test.sh [--no-sanitize] [--no-fuzz]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+no_sanitize=0 no_fuzz=0
+for arg in "$@"; do
+  case $arg in
+    --no-sanitize) no_sanitize=1 ;;
+    --no-fuzz) no_fuzz=1 ;;
+    *) echo "usage: scripts/test.sh [--no-sanitize] [--no-fuzz]" >&2; exit 2 ;;
+  esac
+done
 scripts/install-deps.sh
 jobs=$(nproc)
 
@@ -20,7 +29,7 @@ echo "== build and test (RelWithDebInfo, -Werror)"
 run_suite build
 scripts/error-summary.sh build/errors.tsv
 
-if [[ "${1:-}" != "--no-sanitize" ]]; then
+if ((!no_sanitize)); then
   echo "== build and test with -fsanitize=address,undefined"
   # Only PoCL's ICD is loaded here: other drivers' own leaks (Mesa) are not ours to report,
   # nor are PoCL's (scripts/lsan.supp). use_tls=0: LeakSanitizer's tracer died with
@@ -33,4 +42,10 @@ if [[ "${1:-}" != "--no-sanitize" ]]; then
   LSAN_OPTIONS=suppressions="$PWD/scripts/lsan.supp":use_tls=0 \
   CTEST_EXTRA="--repeat until-pass:2" \
     run_suite build-asan -DSKD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+fi
+
+if ((!no_fuzz)); then
+  # Four targets, two at a time for 60 s each: two minutes, plus the build.
+  echo "== fuzz targets (clang, libFuzzer)"
+  scripts/fuzz.sh
 fi

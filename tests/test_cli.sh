@@ -198,6 +198,22 @@ run t_list error "$SKD" train --train-list demo/bad_train.txt --preset demo --wi
 has t_list.err "demo/bad_train.txt:3:"
 has t_list.err "gone.png"
 absent t_list/last.safetensors
+# A PNG whose IDAT zlib stream is cut to half, chunk CRC recomputed (gzip's trailer holds
+# the same CRC-32) and IEND intact: strict decoding refuses it, naming the list line.
+be32() { printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) \
+  $(($1 & 255)))"; }
+src=demo/images/train_0000.png
+len=$(od -An -tu1 -j33 -N4 $src | awk '{print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4}')
+half=$((len / 2))
+tail -c +38 $src | head -c $((4 + half)) >idat_body
+crc=$(gzip -c idat_body | tail -c 8 | head -c 4 | od -An -tu1 | awk '{print $4 * 16777216 + $3 * 65536 + $2 * 256 + $1}')
+{ head -c 33 $src; be32 $half; cat idat_body; be32 "$crc"; tail -c 12 $src; } >demo/images/cut.png
+{ head -n 1 demo/train.txt; echo "images/cut.png labels/train_0000.png"; } >demo/cut_train.txt
+run t_cut error "$SKD" train --train-list demo/cut_train.txt --preset demo --width 0.0625 --crop 64 --batch 2 \
+  --steps 1 --out t_cut
+has t_cut.err "demo/cut_train.txt:2: cannot decode image"
+has t_cut.err "cut.png': Not enough image data"
+absent t_cut/last.safetensors
 run t_batch error "$SKD" train --train-list demo/train.txt --preset demo --batch 1 --out t_batch
 has t_batch.err "--batch"
 run t_arch error "$SKD" train --train-list demo/train.txt --preset demo --arch resnet7 --out t_arch

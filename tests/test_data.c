@@ -204,7 +204,7 @@ START_TEST(preset_decoding) {
   skd_sample_free(&s);
   skd_dataset_free(d);
 
-  /* VOC: palette colours (as stb_image expands a palette PNG) -> indices. */
+  /* VOC: an RGB label in the palette's colours -> indices (paletted PNGs: test_decode.c). */
   uint8_t voc[3 * 6] = {0, 0, 0, 128, 0, 0, 192, 128, 128, 224, 224, 192, 0, 64, 128, 128, 128, 128};
   write_png("voc.png", 3, 2, 3, voc);
   voc[3 * 5 + 2] = 129; /* a colour outside the palette */
@@ -267,7 +267,7 @@ START_TEST(decode_errors) {
   skd_sample_free(&s);
   expect_error(skd_dataset_read(d, 4, &s), SKD_EFORMAT, "list.txt:5: label", "colour3.png' has 3 channels",
                "pixel (x=2, y=1) is (1, 9, 1)");
-  expect_error(skd_dataset_read(d, 5, &s), SKD_EFORMAT, "list.txt:6: label", "lab.jpg", "not an 8-bit PNG");
+  expect_error(skd_dataset_read(d, 5, &s), SKD_EFORMAT, "list.txt:6: cannot decode label", "lab.jpg", "8-bit PNG");
   expect_error(skd_dataset_read(d, 6, &s), SKD_EFORMAT, "list.txt:7: cannot decode image", "broken.png", NULL);
   expect_error(skd_dataset_read(d, 7, &s), SKD_EIO, "list.txt:8: cannot open image", "gone.png", "No such file");
   expect_error(skd_dataset_read(d, 8, &s), SKD_EINVAL, "index 8 outside [0, 8)", NULL, NULL);

@@ -105,7 +105,7 @@ START_TEST(perfect_and_merge) {
   uint8_t label[N], pred[N];
   float *u = host_random(N, 0.0f, 1.0f);
   for (int i = 0; i < N; i++) {
-    label[i] = u[i] < 0.1f ? 255 : (uint8_t)(u[i] * 1000.0f) % K;
+    label[i] = u[i] < 0.1f ? 255 : (uint8_t)((int)(u[i] * 1000.0f) % K); /* via int: 999 does not fit in uint8_t */
     pred[i] = label[i] == 255 ? 7 : label[i];
   }
   skd_confusion a, b, whole;

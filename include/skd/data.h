@@ -1,5 +1,5 @@
-/* Host-side data pipeline: list files, label presets, PNG/JPEG decoding
- * (stb_image), seeded augmentation, a prefetching loader thread, and the
+/* Host-side data pipeline: list files, label presets, strict PNG/JPEG
+ * decoding (libpng, libjpeg-turbo), seeded augmentation, a prefetching loader thread, and the
  * synthetic demo dataset. Nothing here touches OpenCL.
  *
  * Flow: skd_dataset_open (list file + label map) -> skd_dataset_read (one
@@ -34,8 +34,8 @@ typedef struct skd_label_map {
  *                         (values 34..254 are not Cityscapes ids: they fail validation)
  *   "cityscapes-trainids" gtFine_labelTrainIds files: identity, 19 classes
  *   "camvid"              SegNet's CamVid: 0..10 the 11 classes, 11 (void) -> 255
- *   "voc"                 21 classes, 255 = boundary (ignored); palette PNGs as
- *                         stb_image expands them (RGB) are decoded by colour
+ *   "voc"                 21 classes, 255 = boundary (ignored); paletted PNGs give
+ *                         their indices, RGB PNGs are decoded by VOC colour
  *   "demo"                the synthetic set of skd_demo_dataset_write, 8 classes
  *   "generic"             identity with `classes` classes (1..255)
  * `classes` is required for generic; for the others it is 0 or the preset's count. */
@@ -82,15 +82,17 @@ typedef struct skd_sample {
   uint8_t *label;
 } skd_sample;
 
-/* Decodes sample i. Images: any PNG/JPEG stb_image reads (grey is expanded to
- * RGB). Labels: 8-bit PNG with 1 channel; 3 or 4 channels only when R == G ==
- * B on every pixel (alpha is ignored), or for a map with voc_palette; 16-bit
- * labels are refused. Errors name the list line, the file and, for labels, the
+/* Decodes sample i. Images: PNG, JPEG or binary 8-bit PPM/PGM (grey is expanded to RGB, alpha
+ * dropped, 16-bit samples keep their high byte). Labels: 8-bit PNG with 1
+ * channel, or paletted (its indices are the values); 3 or 4 channels only when
+ * R == G == B on every pixel (alpha is ignored), or for a map with
+ * voc_palette; 16-bit labels are refused. Damaged data (truncated, bad CRC,
+ * corrupt JPEG) is an error, never padded. Errors name the list line, the file and, for labels, the
  * value and pixel. Thread-safe (the dataset is only read). */
 skd_status skd_dataset_read(const skd_dataset *d, int i, skd_sample *out);
 void skd_sample_free(skd_sample *s);
 
-/* One image without a label (prediction): any PNG/JPEG stb_image reads, as
+/* One image without a label (prediction): PNG, JPEG or PPM/PGM, decoded strictly, as
  * RGB bytes (h, w, 3) in *rgb (free() it). Errors (SKD_EIO: cannot open,
  * SKD_EFORMAT: cannot decode) name the file. */
 skd_status skd_image_read(const char *path, uint8_t **rgb, int *h, int *w);

@@ -1,14 +1,12 @@
-/* Decoding with stb_image: one sample (RGB image, 8-bit label PNG mapped
- * through the dataset's label map and validated), or one image alone
- * (prediction). Every error names the file; sample errors also the list line,
- * label errors the pixel and the value. */
-#include <errno.h>
+/* Decoding (strict, src/data/image_decode.c): one sample (RGB image, 8-bit
+ * label PNG mapped through the dataset's label map and validated), or one
+ * image alone (prediction). Every error names the file; sample errors also
+ * the list line, label errors the pixel and the value. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <stb/stb_image.h>
-
+#include "data/image_decode.h"
 #include "skd/data.h"
 
 void skd_sample_free(skd_sample *s) {
@@ -45,14 +43,19 @@ static int voc_index(const skd_label_map *m, const uint8_t *px) {
   return -1;
 }
 
-static FILE *open_file(const skd_dataset *d, int i, const char *what, const char *path, skd_status *st) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    int e = errno;
-    *st = skd_error(SKD_EIO, "%s:%d: cannot open %s '%s': %s", skd_dataset_list_path(d),
-                    skd_dataset_line(d, i), what, path, strerror(e));
-  }
-  return f;
+/* Reads and decodes one file; errors say "<prefix>cannot open/decode <what> '<path>': <reason>". */
+static skd_status load(const char *prefix, const char *what, const char *path, skd_decode_mode mode,
+                       skd_decoded *out) {
+  char why[256];
+  uint8_t *data = NULL;
+  size_t size = 0;
+  memset(out, 0, sizeof *out);
+  skd_status st = skd_file_slurp(path, &data, &size, why, sizeof why);
+  if (st != SKD_OK) return skd_error(st, "%scannot open %s '%s': %s", prefix, what, path, why);
+  st = skd_image_decode(data, size, mode, out, why, sizeof why);
+  free(data);
+  if (st != SKD_OK) return skd_error(st, "%scannot decode %s '%s': %s", prefix, what, path, why);
+  return SKD_OK;
 }
 
 /* Raw label bytes (h, w) from a decoded label of `comp` channels. */
@@ -113,23 +116,14 @@ static skd_status map_labels(const skd_dataset *d, int i, uint8_t *lab, int w, i
 skd_status skd_image_read(const char *path, uint8_t **rgb, int *h, int *w) {
   *rgb = NULL;
   *h = *w = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    int e = errno;
-    return skd_error(SKD_EIO, "cannot open image '%s': %s", path, strerror(e));
-  }
-  int comp = 0;
-  uint8_t *img = stbi_load_from_file(f, w, h, &comp, 3);
-  fclose(f);
-  if (!img) {
-    *h = *w = 0;
-    return skd_error(SKD_EFORMAT, "cannot decode image '%s': %s", path, stbi_failure_reason());
-  }
-  *rgb = img; /* stb_image allocates with malloc (STBI_MALLOC's default) */
+  skd_decoded im;
+  skd_status st = load("", "image", path, SKD_DECODE_RGB, &im);
+  if (st != SKD_OK) return st;
+  *rgb = im.px;
+  *h = im.h;
+  *w = im.w;
   return SKD_OK;
 }
-
-static const uint8_t png_signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
 skd_status skd_dataset_read(const skd_dataset *d, int i, skd_sample *out) {
   memset(out, 0, sizeof *out);
@@ -138,18 +132,13 @@ skd_status skd_dataset_read(const skd_dataset *d, int i, skd_sample *out) {
   const char *list = skd_dataset_list_path(d);
   int line = skd_dataset_line(d, i);
   const char *ipath = skd_dataset_image_path(d, i), *lpath = skd_dataset_label_path(d, i);
-  skd_status st = SKD_OK;
-  uint8_t *img = NULL, *lab = NULL, *labels = NULL;
-  int w = 0, h = 0, comp = 0, lw = 0, lh = 0, lcomp = 0;
-
-  FILE *f = open_file(d, i, "image", ipath, &st);
-  if (!f) goto done;
-  img = stbi_load_from_file(f, &w, &h, &comp, 3);
-  fclose(f);
-  if (!img) {
-    st = skd_error(SKD_EFORMAT, "%s:%d: cannot decode image '%s': %s", list, line, ipath, stbi_failure_reason());
-    goto done;
-  }
+  char prefix[4200];
+  snprintf(prefix, sizeof prefix, "%s:%d: ", list, line);
+  skd_decoded img = {0}, lab = {0};
+  uint8_t *labels = NULL;
+  skd_status st = load(prefix, "image", ipath, SKD_DECODE_RGB, &img);
+  if (st != SKD_OK) goto done;
+  int w = img.w, h = img.h;
 
   if (!lpath) { /* unlabeled: every pixel ignored */
     labels = malloc((size_t)w * (size_t)h);
@@ -160,27 +149,10 @@ skd_status skd_dataset_read(const skd_dataset *d, int i, skd_sample *out) {
     memset(labels, skd_dataset_label_map(d)->ignore, (size_t)w * (size_t)h);
     goto decoded;
   }
-  f = open_file(d, i, "label", lpath, &st);
-  if (!f) goto done;
-  /* Labels must be PNG: JPEG compression would invent class ids at edges. */
-  uint8_t sig[8];
-  int is_png = fread(sig, 1, 8, f) == 8 && memcmp(sig, png_signature, 8) == 0;
-  rewind(f);
-  int is16 = is_png && stbi_is_16_bit_from_file(f);
-  if (is_png && !is16) lab = stbi_load_from_file(f, &lw, &lh, &lcomp, 0);
-  fclose(f);
-  if (!is_png || is16) {
-    st = skd_error(SKD_EFORMAT, "%s:%d: label '%s' is not an 8-bit PNG (%s)", list, line, lpath,
-                   is16 ? "16 bits per channel" : "no PNG signature");
-    goto done;
-  }
-  if (!lab) {
-    st = skd_error(SKD_EFORMAT, "%s:%d: cannot decode label '%s': %s", list, line, lpath, stbi_failure_reason());
-    goto done;
-  }
-  if (lw != w || lh != h) {
+  if ((st = load(prefix, "label", lpath, SKD_DECODE_LABEL, &lab)) != SKD_OK) goto done;
+  if (lab.w != w || lab.h != h) {
     st = skd_error(SKD_EFORMAT, "%s:%d: image '%s' is %dx%d but label '%s' is %dx%d (width x height)", list, line,
-                   ipath, w, h, lpath, lw, lh);
+                   ipath, w, h, lpath, lab.w, lab.h);
     goto done;
   }
   labels = malloc((size_t)w * (size_t)h);
@@ -188,19 +160,18 @@ skd_status skd_dataset_read(const skd_dataset *d, int i, skd_sample *out) {
     st = skd_error(SKD_ENOMEM, "%s:%d: out of host memory for a %dx%d label", list, line, w, h);
     goto done;
   }
-  if ((st = label_bytes(d, i, lab, w, h, lcomp, labels)) != SKD_OK) goto done;
+  if ((st = label_bytes(d, i, lab.px, w, h, lab.channels, labels)) != SKD_OK) goto done;
   if ((st = map_labels(d, i, labels, w, h)) != SKD_OK) goto done;
 decoded:
   out->h = h;
   out->w = w;
   out->label = labels;
   labels = NULL;
-  /* stb_image's buffers come from malloc (STBI_MALLOC's default): free() may release them. */
-  out->rgb = img;
-  img = NULL;
+  out->rgb = img.px;
+  img.px = NULL;
 done:
-  stbi_image_free(img);
-  stbi_image_free(lab);
+  free(img.px);
+  free(lab.px);
   free(labels);
   return st;
 }

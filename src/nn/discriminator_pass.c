@@ -213,7 +213,8 @@ skd_status skd_disc_backward(skd_context *ctx, skd_disc *d, skd_arena *arena, co
   const int n = r->n;
   const int bn = d->cfg.preprocess == SKD_DISC_PRE_BN;
 
-  skd_tensor dz, d2, d4, d1, d3, dact[4], din;
+  skd_tensor dz, d2, d4, d1, dact[4], din;
+  skd_tensor d3 = {0}; /* copied into dact[2] below even when an earlier step failed */
   const skd_tensor *a2y = &r->attn2.y, *a1y = &r->attn1.y;
   st = zeros(ctx, arena, &dz, n, 1, g->out_h, g->out_w);
   if (st == SKD_OK) st = skd_adaptive_avgpool2d_backward(ctx, dscore, &dz);

@@ -3,7 +3,8 @@
 # Usage: scripts/install-deps.sh [--rusticl]   (--rusticl adds Mesa's second OpenCL CPU driver)
 set -euo pipefail
 packages=(gcc make cmake pkg-config ocl-icd-opencl-dev opencl-headers libclblast-dev libstb-dev
-          check libcjson-dev pocl-opencl-icd libprotobuf-c-dev protobuf-c-compiler python3-onnx)
+          check libcjson-dev pocl-opencl-icd libprotobuf-c-dev protobuf-c-compiler python3-onnx
+          libzip-dev)
 # ONNX Runtime for test_export comes from npm (tests/onnx); Node.js from another
 # source may already provide node and npm, so only a missing command adds them.
 if ! command -v node >/dev/null 2>&1; then packages+=(nodejs); fi

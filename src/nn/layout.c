@@ -23,14 +23,15 @@ const char *skd_layout_name(skd_layout layout) {
 static int starts(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
 
 skd_layout skd_layout_detect(const char *const *list, int n) {
-  int head0 = 0, psp = 0, fc = 0;
+  int head0 = 0, psp = 0, fc = 0, conv2 = 0;
   for (int i = 0; i < n; i++) {
     head0 |= starts(list[i], "head.0.");
     psp |= starts(list[i], "pspmodule.");
     fc |= strcmp(list[i], "fc.weight") == 0;
+    conv2 |= strcmp(list[i], "conv2.weight") == 0;
   }
   if (head0 && !psp) return SKD_LAYOUT_REFERENCE_TEACHER;
-  if (fc) return SKD_LAYOUT_TORCHVISION;
+  if (fc && !conv2) return SKD_LAYOUT_TORCHVISION; /* a classifier on a 7x7 stem */
   return SKD_LAYOUT_NONE;
 }
 

@@ -8,8 +8,8 @@
  *                      exist (conv1 is 7x7, no conv2/conv3, fc.* unused);
  *                      nothing is renamed, what does not fit is reported
  *   auto               reference-teacher when head.0.* is there and
- *                      pspmodule.* is not, torchvision when fc.weight is
- *                      there, else none */
+ *                      pspmodule.* is not, torchvision when fc.weight is there
+ *                      and conv2.weight is not, else none */
 #ifndef SKD_NN_LAYOUT_H
 #define SKD_NN_LAYOUT_H
 

@@ -19,10 +19,11 @@ static const unsigned char legacy_magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc,
 skd_file_kind skd_file_sniff(const unsigned char *head, size_t n) {
   if (n >= 4 && memcmp(head, "PK\x03\x04", 4) == 0) return SKD_FILE_PTH_ZIP;
   if (n >= sizeof legacy_magic && memcmp(head, legacy_magic, sizeof legacy_magic) == 0) return SKD_FILE_PTH_LEGACY;
-  /* safetensors: a little-endian header length, then '{'. */
-  if (n >= 9 && head[8] == '{' && head[6] == 0 && head[7] == 0) return SKD_FILE_SAFETENSORS;
-  if (n < 9) return SKD_FILE_SAFETENSORS; /* too short to tell: its own checks say why */
-  return SKD_FILE_UNKNOWN;
+  /* safetensors starts with a little-endian header length; one of 2^48
+   * bytes or more is no header (text, images, ... have such bytes there).
+   * Shorter files and smaller lengths get safetensors' own checks. */
+  if (n >= 8 && (head[6] || head[7])) return SKD_FILE_UNKNOWN;
+  return SKD_FILE_SAFETENSORS;
 }
 
 const char *skd_file_kind_name(skd_file_kind kind) {

@@ -337,13 +337,18 @@ skd_status skd_safetensors_open(skd_safetensors **out, const char *path) {
     goto done;
   }
   uint64_t n = skd_le_u64(len8);
+  if (n > SKD_SAFETENSORS_MAX_HEADER && kind == SKD_FILE_SAFETENSORS) {
+    st = skd_error(SKD_EFORMAT, "%s: header: length %" PRIu64 " is over the limit of %" PRIu64 " bytes", path, n,
+                   SKD_SAFETENSORS_MAX_HEADER);
+    goto done;
+  }
   if (n > SKD_SAFETENSORS_MAX_HEADER) {
     char hex[32];
     for (int i = 0; i < 8; i++) snprintf(hex + 3 * i, sizeof hex - 3 * (size_t)i, "%02x ", head[i]);
     hex[23] = '\0';
-    st = skd_error(SKD_EFORMAT, "%s: header: length %" PRIu64 " is over the limit of %" PRIu64 " bytes: not a "
-                   "checkpoint (first bytes %s: neither safetensors nor a PyTorch file)", path, n,
-                   SKD_SAFETENSORS_MAX_HEADER, hex);
+    st = skd_error(SKD_EFORMAT, "%s: not a checkpoint (first bytes %s: neither safetensors nor a PyTorch file; "
+                   "read as safetensors, its header length %" PRIu64 " is over the limit of %" PRIu64 " bytes)", path,
+                   hex, n, SKD_SAFETENSORS_MAX_HEADER);
     goto done;
   }
   if (n > size - 8) {

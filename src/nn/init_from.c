@@ -52,8 +52,11 @@ skd_status skd_nn_params_init_from(skd_nn_params *r, const char *path, int stric
     source[i] = -1;
     if (k < 0) {
       rep->missing++;
-      if (!is_head(e->param.name)) rep->missing_backbone++;
-      note(rep->missing_names, sizeof rep->missing_names, e->param.name);
+      /* A backbone file lacks the whole head: only backbone names are listed. */
+      if (!is_head(e->param.name)) {
+        rep->missing_backbone++;
+        note(rep->missing_names, sizeof rep->missing_names, e->param.name);
+      }
       continue;
     }
     used[k] = 1;
@@ -75,7 +78,7 @@ skd_status skd_nn_params_init_from(skd_nn_params *r, const char *path, int stric
     st = skd_error(SKD_EFORMAT, "%s: --init-strict: %d tensors have another shape (%s), %d backbone tensors are "
                    "missing (missing: %s); nothing was loaded", path, rep->mismatched,
                    rep->mismatched ? rep->mismatched_names : "none", rep->missing_backbone,
-                   rep->missing ? rep->missing_names : "none");
+                   rep->missing_backbone ? rep->missing_names : "none");
     goto done;
   }
   /* Everything checked: read and upload tensor by tensor. */
@@ -102,9 +105,9 @@ void skd_init_report_format(const skd_init_report *rep, const char *path, char *
            "init from %s (layout %s):\n"
            "  loaded          %5d\n"
            "  shape mismatch  %5d%s%s%s\n"
-           "  missing         %5d  (backbone %d%s%s)\n"
+           "  missing         %5d  (pspmodule/dsn/head %d, backbone %d%s%s)\n"
            "  unused          %5d%s%s%s\n",
            path, rep->layout, rep->loaded, rep->mismatched, rep->mismatched ? "  (" : "", rep->mismatched_names,
-           rep->mismatched ? ")" : "", rep->missing, rep->missing_backbone, rep->missing ? "; " : "",
+           rep->mismatched ? ")" : "", rep->missing, rep->missing - rep->missing_backbone, rep->missing_backbone, rep->missing_backbone ? ": " : "",
            rep->missing_names, rep->unused, rep->unused ? "  (" : "", rep->unused_names, rep->unused ? ")" : "");
 }

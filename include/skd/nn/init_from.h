@@ -15,7 +15,7 @@ typedef struct skd_init_report {
   int missing_backbone; /* of those, outside pspmodule / dsn / head */
   int unused;           /* file tensors the network lacks (num_batches_tracked not counted) */
   char layout[24];      /* the file's key layout (pth.layout), or "safetensors" */
-  /* A few names of each kind, for the summary. */
+  /* A few names of each kind (missing: backbone ones), for the summary. */
   char mismatched_names[512], missing_names[512], unused_names[512];
 } skd_init_report;
 

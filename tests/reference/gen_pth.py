@@ -14,6 +14,8 @@ _use_new_zipfile_serialization=False).
     layout (head.0.* = pspmodule.*, head.1.* = head.*), legacy format.
   pth/torchscript.pt: a scripted nn.Linear(2, 2) (refused by name).
   pth/net.bin (refio): input x (1x3x33x41) and the eval-mode logits q.
+  pth/image.png, label.png, list.txt: a 57x73 image and, as its label,
+    PyTorch's argmax of the network's upsampled logits (see below).
   pth/deepstem_zip.pth: the network's deep-stem ResNet-18 backbone with an
     fc layer (as CSAILVision's resnet18-imagenet.pth) and num_batches_tracked.
   pth/torchvision_zip.pth: a torchvision-layout ResNet-18 (7x7 conv1, no
@@ -25,7 +27,9 @@ files differ in bytes (not in content) from run to run; the others repeat.
 Run with Debian's torch:  /usr/bin/python3 tests/reference/gen_pth.py"""
 import collections
 import os
+import struct
 import sys
+import zlib
 
 import numpy as np
 import torch
@@ -83,6 +87,10 @@ with torch.no_grad():
             b.copy_(torch.randn_like(b) * 0.1)
         elif name.endswith("running_var"):
             b.copy_(torch.rand_like(b) + 0.5)
+    # A classifier that tells pixels apart (default init predicts one class
+    # nearly everywhere): larger weights, no bias.
+    net.head.weight.mul_(8.0)
+    net.head.bias.zero_()
 net.eval()
 x = torch.randn(1, 3, 33, 41)
 with torch.no_grad():
@@ -98,6 +106,41 @@ for k, v in state.items():
         k = "head.1." + k[len("head."):]
     teacher[k] = v
 save(teacher, "net_teacher_legacy.pth", legacy=True)
+
+# skd-cl eval's whole pipeline: an image, the reference normalisation (BGR,
+# mean subtraction), the network, bilinear upsampling (align corners) to the
+# image size, argmax; PyTorch's argmax is the label image, so skd-cl eval on
+# the .pth files must report a pixel accuracy of exactly 1.
+
+
+def write_png(path, a):
+    """8-bit grey (H, W) or RGB (H, W, 3), unfiltered rows."""
+    h, w = a.shape[:2]
+    colour = 2 if a.ndim == 3 else 0
+    raw = b"".join(b"\0" + a[y].tobytes() for y in range(h))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0)) +
+                chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+# Regions of different colours, noise on top: the classes change across it.
+yy, xx = torch.meshgrid(torch.arange(57.0), torch.arange(73.0), indexing="ij")
+smooth = torch.stack([128 + 120 * torch.sin(xx / 9 + k) * torch.cos(yy / 7 - k) for k in range(3)], 2)
+rgb = (smooth + 20 * torch.randn(57, 73, 3)).clamp(0, 255).to(torch.uint8)
+write_png(os.path.join(HERE, "image.png"), rgb.numpy())
+mean = torch.tensor([104.008, 116.669, 122.679], dtype=torch.float32)
+bgr = rgb.float().flip(2) - mean  # output channel c = pixel channel 2 - c, minus mean[c]
+with torch.no_grad():
+    q, _, _ = net(bgr.permute(2, 0, 1).unsqueeze(0).contiguous())
+    up = torch.nn.functional.interpolate(q, size=(57, 73), mode="bilinear", align_corners=True)
+    top2 = up[0].topk(2, dim=0).values
+label = up[0].argmax(0).to(torch.uint8)
+write_png(os.path.join(HERE, "label.png"), label.numpy())
+with open(os.path.join(HERE, "list.txt"), "w") as f:
+    f.write("image.png label.png\n")
+print("eval image: classes present", sorted(set(label.flatten().tolist())),
+      "smallest top-2 logit gap %.3g" % float((top2[0] - top2[1]).min()))
 
 # A deep-stem backbone as CSAILVision's resnet18-imagenet.pth: the backbone's
 # tensors (every one the PSPNet has before pspmodule/dsn/head) and fc.

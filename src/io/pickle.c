@@ -150,7 +150,10 @@ static uint64_t le(const unsigned char *p, int n) {
 }
 
 static skd_status memo_put(machine *m, uint64_t k, pk_obj *o) {
-  if (k >= MAX_MEMO) return FAIL(m, "memo index %" PRIu64 " is over %u", k, MAX_MEMO);
+  /* Pickles number their memo from 0 up, one put per two bytes at most: a
+   * larger index would only make the memo array huge. */
+  if (k >= MAX_MEMO || k > m->size)
+    return FAIL(m, "memo index %" PRIu64 " is beyond what a %zu-byte pickle can have stored", k, m->size);
   if (k >= m->memo_cap) {
     size_t cap = m->memo_cap ? m->memo_cap : 64;
     while (cap <= k) cap *= 2;

@@ -142,6 +142,13 @@ static skd_status build(skd_pth *p, const pk_heap *h, const pk_obj *sd) {
     total += bytes;
     e->end = total;
   }
+  /* Views may share a storage, but a memo lets a small file repeat one large
+   * view many times: the copies may not exceed twice the storages. */
+  uint64_t stored = 0;
+  for (const pk_obj *s = h->storages; s; s = s->next_storage) stored += (uint64_t)s->i * skd_dtype_size(s->dtype);
+  if ((uint64_t)total > 2 * stored + ((uint64_t)64 << 20))
+    return skd_error(SKD_EFORMAT, "%s: the tensors add up to %zu bytes, more than twice their storages' %" PRIu64
+                     " (a view repeated many times?)", h->file, total, stored);
   p->data = malloc(total ? total : 1);
   if (!p->data) return skd_error(SKD_ENOMEM, "%s: out of host memory for %zu bytes of tensors", h->file, total);
   p->size = total;

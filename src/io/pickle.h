@@ -36,7 +36,9 @@ struct pk_obj {
   int64_t offset;
   int ndim;
   int64_t size[PK_MAX_DIMS], stride[PK_MAX_DIMS];
-  /* STORAGE: its bytes once the container supplied them (owned). */
+  /* STORAGE: its bytes once the container supplied them: bytes, which is
+   * data when owned (zip) or points into the caller's file (legacy). */
+  const unsigned char *bytes;
   unsigned char *data;
   pk_obj *next;         /* every object of the heap, for freeing */
   pk_obj *next_storage; /* STORAGE: the heap's storages */

@@ -158,9 +158,9 @@ static skd_status build(skd_pth *p, const pk_heap *h, const pk_obj *sd) {
     size_t es = skd_dtype_size(e->dtype);
     if (!e->numel) continue;
     if (contiguous(t))
-      memcpy(p->data + e->begin, t->storage->data + (size_t)t->offset * es, e->numel * es);
+      memcpy(p->data + e->begin, t->storage->bytes + (size_t)t->offset * es, e->numel * es);
     else
-      gather(p->data + e->begin, t->storage->data, t, es, e->numel);
+      gather(p->data + e->begin, t->storage->bytes, t, es, e->numel);
   }
   return SKD_OK;
 }
@@ -236,6 +236,7 @@ static skd_status read_zip(pk_heap *h, zip_t *z, pk_obj **root) {
     st = storage_bytes(h, s, &want);
     snprintf(name, sizeof name, "%s/data/%s", prefix, s->s);
     if (st == SKD_OK) st = zip_entry(h, z, name, want, 1, &s->data, &got);
+    s->bytes = s->data;
   }
   return st;
 }
@@ -271,7 +272,7 @@ static skd_status read_legacy(pk_heap *h, const unsigned char *p, size_t size, p
     if (!s)
       return skd_error(SKD_EFORMAT, "%s: byte %zu: storage key %zu of the list is not one the object uses",
                        h->file, pos, i);
-    if (s->data)
+    if (s->bytes)
       return skd_error(SKD_EFORMAT, "%s: byte %zu: storage '%s' is listed twice", h->file, pos, s->s);
     uint64_t bytes = 0;
     if ((st = storage_bytes(h, s, &bytes))) return st;
@@ -286,13 +287,12 @@ static skd_status read_legacy(pk_heap *h, const unsigned char *p, size_t size, p
     if (size - pos < bytes)
       return skd_error(SKD_EFORMAT, "%s: byte %zu: the file ends inside storage '%s' (%" PRIu64 " bytes)", h->file,
                        pos, s->s, bytes);
-    if (!(s->data = malloc(bytes ? (size_t)bytes : 1)))
-      return skd_error(SKD_ENOMEM, "%s: out of host memory", h->file);
-    memcpy(s->data, p + pos, (size_t)bytes);
+    s->bytes = p + pos; /* the caller's buffer outlives the heap */
     pos += (size_t)bytes;
   }
   for (pk_obj *s = h->storages; s; s = s->next_storage)
-    if (!s->data) return skd_error(SKD_EFORMAT, "%s: storage '%s' is not in the file's list of storages", h->file, s->s);
+    if (!s->bytes)
+      return skd_error(SKD_EFORMAT, "%s: storage '%s' is not in the file's list of storages", h->file, s->s);
   return SKD_OK;
 }
 

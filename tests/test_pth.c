@@ -162,17 +162,17 @@ static void tuple_of(bytes *o, int n, const int64_t *v) {
 }
 
 /* {name: _rebuild_tensor_v2(storage key (numel elements), offset, size, stride)} */
-static void tensor_dict(bytes *o, const char *key, int64_t numel, int64_t offset, int n, const int64_t *size,
-                        const int64_t *stride) {
+static void tensor_dict_as(bytes *o, const char *key, int64_t numel, int64_t offset, int n, const int64_t *size,
+                           const int64_t *stride, int old) {
   op(o, 0x80);
   op(o, 2);
   op(o, '}');
   str(o, "w");
-  glob(o, "torch._utils", "_rebuild_tensor_v2");
+  glob(o, "torch._utils", old ? "_rebuild_tensor" : "_rebuild_tensor_v2");
   op(o, '(');
   op(o, '(');
   str(o, "storage");
-  glob(o, "torch", "FloatStorage");
+  glob(o, old ? "torch.cuda" : "torch", "FloatStorage");
   str(o, key);
   str(o, "cpu");
   integer(o, numel);
@@ -182,14 +182,21 @@ static void tensor_dict(bytes *o, const char *key, int64_t numel, int64_t offset
   integer(o, offset);
   tuple_of(o, n, size);
   tuple_of(o, n, stride);
-  op(o, 0x89);
-  glob(o, "collections", "OrderedDict");
-  op(o, ')');
-  op(o, 'R');
+  if (!old) {
+    op(o, 0x89);
+    glob(o, "collections", "OrderedDict");
+    op(o, ')');
+    op(o, 'R');
+  }
   op(o, 't');
   op(o, 'R');
   op(o, 's');
   op(o, '.');
+}
+
+static void tensor_dict(bytes *o, const char *key, int64_t numel, int64_t offset, int n, const int64_t *size,
+                        const int64_t *stride) {
+  tensor_dict_as(o, key, numel, offset, n, size, stride, 0);
 }
 
 /* magic, protocol, system info, object, keys [key], storage (count floats). */
@@ -225,14 +232,21 @@ START_TEST(hand_built_tensor_loads) {
   int64_t size[2] = {2, 2}, stride[2] = {1, 2};
   tensor_dict(&obj, "k", 6, 1, 2, size, stride);
   legacy(&file, &obj, "k", 6);
-  skd_pth *p = NULL;
-  CK_OK(skd_pth_read_memory(&p, file.b, file.n, "ok.pth"));
-  ck_assert_int_eq(p->count, 1);
-  /* Elements 1, 3, 2, 4 of bytes 0, 1, 2, ...: float k holds bytes 4k..4k+3. */
-  const int order[4] = {1, 3, 2, 4};
-  for (int e = 0; e < 4; e++)
-    for (int b = 0; b < 4; b++) ck_assert_int_eq(p->data[4 * e + b], 4 * order[e] + b);
-  skd_pth_free(p);
+  /* The same through pre-0.4 _rebuild_tensor and a torch.cuda storage type. */
+  bytes obj_old = {.n = 0}, file_old;
+  tensor_dict_as(&obj_old, "k", 6, 1, 2, size, stride, 1);
+  legacy(&file_old, &obj_old, "k", 6);
+  for (int v = 0; v < 2; v++) {
+    skd_pth *p = NULL;
+    CK_OK(v ? skd_pth_read_memory(&p, file_old.b, file_old.n, "old.pth")
+            : skd_pth_read_memory(&p, file.b, file.n, "ok.pth"));
+    ck_assert_int_eq(p->count, 1);
+    /* Elements 1, 3, 2, 4 of bytes 0, 1, 2, ...: float k holds bytes 4k..4k+3. */
+    const int order[4] = {1, 3, 2, 4};
+    for (int e = 0; e < 4; e++)
+      for (int b = 0; b < 4; b++) ck_assert_int_eq(p->data[4 * e + b], 4 * order[e] + b);
+    skd_pth_free(p);
+  }
 }
 END_TEST
 

@@ -13,7 +13,7 @@
 #define MAX_STACK 10000000u
 #define MAX_MEMO 50000000u
 
-enum { G_ORDERED_DICT, G_REBUILD_TENSOR_V2, G_REBUILD_PARAMETER, G_STORAGE_TYPE };
+enum { G_ORDERED_DICT, G_REBUILD_TENSOR_V2, G_REBUILD_TENSOR, G_REBUILD_PARAMETER, G_STORAGE_TYPE };
 
 static const struct {
   const char *module, *name;
@@ -22,6 +22,7 @@ static const struct {
 } allowed[] = {
     {"collections", "OrderedDict", G_ORDERED_DICT, SKD_DTYPE_F32},
     {"torch._utils", "_rebuild_tensor_v2", G_REBUILD_TENSOR_V2, SKD_DTYPE_F32},
+    {"torch._utils", "_rebuild_tensor", G_REBUILD_TENSOR, SKD_DTYPE_F32}, /* before PyTorch 0.4 */
     {"torch._utils", "_rebuild_parameter", G_REBUILD_PARAMETER, SKD_DTYPE_F32},
     {"torch", "FloatStorage", G_STORAGE_TYPE, SKD_DTYPE_F32},
     {"torch", "HalfStorage", G_STORAGE_TYPE, SKD_DTYPE_F16},
@@ -191,7 +192,9 @@ static skd_status int_obj(machine *m, int64_t v) {
 /* GLOBAL / STACK_GLOBAL: only the allow-list resolves. */
 static skd_status global_obj(machine *m, const char *module, const char *name) {
   for (int g = 0; g < NALLOWED; g++) {
-    if (strcmp(module, allowed[g].module) || strcmp(name, allowed[g].name)) continue;
+    /* torch.cuda.FloatStorage and the like: the same bytes, saved from a GPU. */
+    const char *mod = allowed[g].which == G_STORAGE_TYPE && !strcmp(module, "torch.cuda") ? "torch" : module;
+    if (strcmp(mod, allowed[g].module) || strcmp(name, allowed[g].name)) continue;
     pk_obj *o = new_obj(m, PK_GLOBAL);
     if (o) {
       o->i = allowed[g].which;
@@ -276,9 +279,10 @@ static skd_status reduce(machine *m, pk_obj *fn, pk_obj *args) {
       return FAIL(m, "REDUCE: _rebuild_parameter expects (tensor, requires_grad, hooks)");
     return push(m, args->items[0]);
   }
-  if (fn->i == G_REBUILD_TENSOR_V2) {
-    /* (storage, offset, size, stride, requires_grad, hooks[, metadata]) */
-    if (args->n < 6 || args->n > 7 || args->items[0]->kind != PK_STORAGE || !is_int(args->items[1]))
+  if (fn->i == G_REBUILD_TENSOR_V2 || fn->i == G_REBUILD_TENSOR) {
+    /* (storage, offset, size, stride[, requires_grad, hooks[, metadata]]) */
+    size_t lo = fn->i == G_REBUILD_TENSOR ? 4 : 6, hi = fn->i == G_REBUILD_TENSOR ? 4 : 7;
+    if (args->n < lo || args->n > hi || args->items[0]->kind != PK_STORAGE || !is_int(args->items[1]))
       return FAIL(m, "REDUCE: _rebuild_tensor_v2 expects (storage, offset, size, stride, requires_grad, hooks)");
     pk_obj *t = new_obj(m, PK_TENSOR);
     if (!t) return push(m, t);

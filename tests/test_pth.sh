@@ -71,6 +71,11 @@ has init_tv.err "backbone 15: conv2.weight"
 run init_strict error train --steps 1 --out r3 --init "$REF/torchvision_zip.pth" --init-strict
 has init_strict.err "--init-strict: 2 tensors have another shape"
 [ -e r3/last.safetensors ] && fail "--init-strict failed but a checkpoint was written"
+# A whole network (safetensors) for another class count: all but the classifiers.
+run init_net ok train --steps 1 --out r5 --init out/teacher.safetensors
+has init_net.err "(layout safetensors)"
+has init_net.err "loaded            146"
+has init_net.err "shape mismatch      4  (head.weight, head.bias, dsn.3.weight, dsn.3.bias)"
 run init_missing error train --steps 1 --out r4 --init nowhere.pth
 has init_missing.err "--init: nowhere.pth: cannot open"
 # Resuming keeps the checkpoint's weights: no second init.

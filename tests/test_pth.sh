@@ -55,6 +55,10 @@ cmp -s p_net_zip.pth/image.f32 p_net_teacher_legacy.pth/image.f32 || fail "predi
 cmp -s p_net_zip.pth/image.f32 p_teacher.safetensors/image.f32 || fail "predict: converted logits differ"
 cmp -s p_net_zip.pth/image.png p_teacher.safetensors/image.png || fail "predict: converted PNG differs"
 
+# export and --teacher read .pth files too (the teacher here has 5 classes, the demo set 8).
+run export ok "$SKD" export --checkpoint "$REF/net_teacher_legacy.pth" --net-width 0.05 --out m.onnx --height 64 --width 64
+[ -s m.onnx ] || fail "export from a .pth wrote no model"
+
 # train --init.
 run make ok "$SKD" make-dataset --out demo --size 64 --train 4 --val 2
 train() { "$SKD" train --train-list demo/train.txt --preset demo --arch resnet18 --width 0.05 --crop 64 --batch 2 "$@"; }
@@ -78,6 +82,9 @@ has init_net.err "loaded            146"
 has init_net.err "shape mismatch      4  (head.weight, head.bias, dsn.3.weight, dsn.3.bias)"
 run init_missing error train --steps 1 --out r4 --init nowhere.pth
 has init_missing.err "--init: nowhere.pth: cannot open"
+run teacher error train --steps 1 --out r6 --teacher "$REF/net_teacher_legacy.pth" --teacher-arch resnet18 \
+  --teacher-width 0.05
+has teacher.err "net_teacher_legacy.pth holds a network for 5 classes, not 8"
 # Resuming keeps the checkpoint's weights: no second init.
 run init_resume ok train --steps 2 --out r1 --resume r1/last.safetensors
 grep -q "init from" init_resume.err && fail "a resumed run applied --init again"

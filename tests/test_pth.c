@@ -348,6 +348,19 @@ START_TEST(truncated_and_foreign_files) {
     ck_assert_int_eq(st, SKD_EFORMAT);
     ck_assert(strstr(skd_error_last(), "cut.pth"));
   }
+  /* A storage the pickle names but the archive lacks (torch names the
+   * folder after the file): its entry renamed in
+   * the local header and the central directory (CRCs cover data only). */
+  int renamed = 0;
+  for (size_t i = 0; i + 8 <= size; i++)
+    if (memcmp(text + i, "/data/0", 7) == 0 && (text[i + 7] < '0' || text[i + 7] > '9')) {
+      text[i + 6] = 'x';
+      renamed++;
+    }
+  ck_assert_int_eq(renamed, 2);
+  ck_assert_int_eq(skd_pth_read_memory(&p, text, size, "renamed.pth"), SKD_EFORMAT);
+  ck_assert_msg(strstr(skd_error_last(), "renamed.pth: zip archive: no entry 'tensors_zip/data/0'"), "%s",
+                skd_error_last());
   free(text);
   CK_OK(skd_read_file(ref("tensors_legacy.pth"), &text, &size, 1 << 20));
   for (size_t cut = 15; cut < size; cut += size / 9) {

@@ -3,7 +3,8 @@
 # Usage: scripts/install-deps.sh [--rusticl]   (--rusticl adds Mesa's second OpenCL CPU driver)
 set -euo pipefail
 packages=(gcc make cmake pkg-config ocl-icd-opencl-dev opencl-headers libclblast-dev libstb-dev
-          check libcjson-dev pocl-opencl-icd libprotobuf-c-dev protobuf-c-compiler python3-onnx)
+          check libcjson-dev pocl-opencl-icd libprotobuf-c-dev protobuf-c-compiler python3-onnx
+          libzip-dev)
 # Strict image decoding; clang and its runtime (libFuzzer) for scripts/fuzz.sh.
 packages+=(libpng-dev libjpeg62-turbo-dev clang libclang-rt-dev)
 # ONNX Runtime for test_export comes from npm (tests/onnx); Node.js from another

@@ -15,6 +15,7 @@
 #define SKD_TRAIN_H
 
 #include "skd/eval.h"
+#include "skd/nn/init_from.h"
 #include "skd/nn/pspnet.h"
 #include "skd/train_config.h"
 
@@ -73,6 +74,8 @@ void skd_trainer_free(skd_trainer *t);
 
 const skd_train_config *skd_trainer_config(const skd_trainer *t);
 long skd_trainer_step_count(const skd_trainer *t);
+/* What --init loaded; NULL without --init (or when resuming). */
+const skd_init_report *skd_trainer_init_report(const skd_trainer *t);
 /* The frozen teacher's network, NULL when training without one. Writing its
  * values must be followed by skd_context_changed on their buffer. */
 skd_pspnet *skd_trainer_teacher(skd_trainer *t);

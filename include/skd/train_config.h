@@ -37,6 +37,11 @@ typedef struct skd_train_config {
   /* The teacher's network when its checkpoint does not say (a converted
    * reference checkpoint); skd-cl's own checkpoints carry their config. */
   skd_net_config teacher;
+  /* train --init: start the trained network from this checkpoint's tensors
+   * whose names and shapes match (an ImageNet backbone); strict: fail unless
+   * the whole backbone loads. Not applied when resuming. */
+  char init_path[SKD_PATH_MAX]; /* "" : none */
+  int init_strict;
   /* Images without labels that get only the distillation terms: each step
    * adds unlabeled_batch of them (0: --batch) to the labeled batch. */
   char unlabeled_list[SKD_PATH_MAX]; /* "" : none */

@@ -15,6 +15,7 @@ int cmd_train(const cli_globals *g, int argc, char **argv);
 int cmd_eval(const cli_globals *g, int argc, char **argv);
 int cmd_predict(const cli_globals *g, int argc, char **argv);
 int cmd_export(const cli_globals *g, int argc, char **argv);
+int cmd_convert(const cli_globals *g, int argc, char **argv);
 int cmd_bench(const cli_globals *g, int argc, char **argv);
 int cmd_tune(const cli_globals *g, int argc, char **argv);
 int cmd_study(const cli_globals *g, int argc, char **argv);

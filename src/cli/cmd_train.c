@@ -18,6 +18,15 @@ static const char *auto_resume_path(int argc, char **argv, const char *default_o
   return access(buf, F_OK) == 0 ? buf : NULL;
 }
 
+/* The usage line, and the reference's workflow: a student started from an
+ * ImageNet backbone, distilled from the released teacher (.pth read as is). */
+#define TRAIN_USAGE                                                                                        \
+  "--train-list LIST [options]\n\n"                                                                        \
+  "e.g. the reference student, from CSAILVision's ImageNet backbone, distilled from the released teacher\n" \
+  "(PyTorch .pth files are read directly; see docs/CHECKPOINTS.md):\n"                                     \
+  "  skd-cl train --train-list train.txt --val-list val.txt --preset cityscapes-trainids --arch resnet18 \\\n" \
+  "      --init resnet18-imagenet.pth --init-strict --teacher teacher.pth --teacher-arch resnet101 --out runs/s"
+
 int cmd_train(const cli_globals *g, int argc, char **argv) {
   skd_train_config cfg;
   skd_train_config_default(&cfg);
@@ -51,7 +60,7 @@ int cmd_train(const cli_globals *g, int argc, char **argv) {
        "debugging: check the student's parameters for NaN/Inf after every update and stop at the first (one "
        "download per step)", 0, 0, NULL, 0},
   };
-  int rc = config_args_parse(&cfg, "train", "--train-list LIST [options]", rows, 3, argc, argv);
+  int rc = config_args_parse(&cfg, "train", TRAIN_USAGE, rows, 3, argc, argv);
   if (rc) return rc == 1 ? 0 : rc;
   if (automatic && resume && step >= cfg.steps) {
     fprintf(stderr, "%s is at step %ld of %d: the run is complete, nothing to do\n", resume, step, cfg.steps);

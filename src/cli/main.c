@@ -19,6 +19,7 @@ static const struct command commands[] = {
     {"eval", cmd_eval, "a checkpoint's per-class IoU, mIoU and accuracies on a labelled list (--json)"},
     {"predict", cmd_predict, "colour PNGs of a checkpoint's predictions (or overlays) for images"},
     {"export", cmd_export, "a checkpoint's network as an ONNX model (fixed or dynamic input size)"},
+    {"convert", cmd_convert, "a PyTorch .pth state_dict (e.g. the reference teacher) as skd-cl's safetensors"},
     {"bench", cmd_bench, "time full distillation steps on random data: ms/step, images/s, phases (--preset)"},
     {"tune", cmd_tune, "tune CLBlast's GEMM and the convolution for the device once; later runs apply it (--quick, --out)"},
 };

@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli/cli.h"
 #include "skd/io/fs.h"
 #include "cli/train_run.h"
@@ -60,6 +62,25 @@ static void progress_line(FILE *f, const skd_train_config *c, const skd_step_rep
   fprintf(f, "  lr %.2e  %.1f img/s  ETA %d:%02d%s", r->lr, images_per_s, (int)eta / 60, (int)eta % 60,
           terminal ? "" : "\n");
   fflush(f);
+}
+
+/* The --init table on stderr, and as one line of log.jsonl. */
+static void train_log_init(const skd_init_report *r, const char *path, FILE *log, int quiet) {
+  char text[4096];
+  skd_init_report_format(r, path, text, sizeof text);
+  if (!quiet) fputs(text, stderr);
+  cJSON *o = cJSON_CreateObject(), *init = cJSON_AddObjectToObject(o, "init");
+  cJSON_AddStringToObject(init, "path", path);
+  cJSON_AddStringToObject(init, "layout", r->layout);
+  cJSON_AddNumberToObject(init, "loaded", r->loaded);
+  cJSON_AddNumberToObject(init, "shape_mismatch", r->mismatched);
+  cJSON_AddNumberToObject(init, "missing", r->missing);
+  cJSON_AddNumberToObject(init, "missing_backbone", r->missing_backbone);
+  cJSON_AddNumberToObject(init, "unused", r->unused);
+  char *line = cJSON_PrintUnformatted(o);
+  if (line) fprintf(log, "%s\n", line);
+  cJSON_free(line);
+  cJSON_Delete(o);
 }
 
 static int save(skd_trainer *t, const char *dir, const char *name) {
@@ -123,6 +144,7 @@ int train_run(skd_context *ctx, const skd_train_config *cfg, const train_run_opt
           c->teacher_path[0] ? "distilling" : "training", c->student.arch, (double)c->student.width, ctx->info.name,
           c->classes, c->crop, c->batch, skd_trainer_step_count(t), c->steps, c->teacher_path[0] ? " from " : "",
           c->teacher_path);
+  if (skd_trainer_init_report(t)) train_log_init(skd_trainer_init_report(t), c->init_path, log, quiet);
   if (skd_trainer_validation_set(t)) cli_warn_duplicates(skd_trainer_validation_set(t), "train");
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);

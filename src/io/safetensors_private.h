@@ -22,7 +22,12 @@ struct skd_safetensors {
   skd_safetensors_entry *entries; /* sorted by name; names owned */
   int nmeta;
   struct meta *meta; /* sorted by key */
+  unsigned char *mem; /* a torch.save file's tensors, which fp reads (owned) */
 };
+
+/* Fills f (path set, fp closed) from the torch.save file at f->path
+ * (safetensors_pth.c). */
+skd_status safetensors_open_pth(skd_safetensors *f);
 
 /* "[64, 3, 3, 3]" into buf (truncated to size). */
 void skd_safetensors_shape_string(char *buf, size_t size, int ndim, const int64_t *shape);

@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "io/safetensors_private.h"
+#include "skd/io/pth.h"
 #include "skd/io/safetensors.h"
 
 static const struct {
@@ -285,6 +287,7 @@ void skd_safetensors_close(skd_safetensors *f) {
     free(f->meta[i].value);
   }
   free(f->meta);
+  free(f->mem);
   free(f->path);
   free(f);
 }
@@ -319,10 +322,33 @@ skd_status skd_safetensors_open(skd_safetensors **out, const char *path) {
     st = skd_error(SKD_EIO, "%s: cannot read the header length", path);
     goto done;
   }
+  /* Content, not the name, tells a torch.save file. */
+  unsigned char head[16];
+  size_t nhead = 8;
+  memcpy(head, len8, 8);
+  /* pread leaves the FILE's buffer and position alone. */
+  ssize_t more = pread(fileno(f->fp), head + 8, 8, 8);
+  if (more > 0) nhead += (size_t)more;
+  skd_file_kind kind = skd_file_sniff(head, nhead);
+  if (kind == SKD_FILE_PTH_ZIP || kind == SKD_FILE_PTH_LEGACY) {
+    fclose(f->fp);
+    f->fp = NULL;
+    st = safetensors_open_pth(f);
+    goto done;
+  }
   uint64_t n = skd_le_u64(len8);
-  if (n > SKD_SAFETENSORS_MAX_HEADER) {
+  if (n > SKD_SAFETENSORS_MAX_HEADER && kind == SKD_FILE_SAFETENSORS) {
     st = skd_error(SKD_EFORMAT, "%s: header: length %" PRIu64 " is over the limit of %" PRIu64 " bytes", path, n,
                    SKD_SAFETENSORS_MAX_HEADER);
+    goto done;
+  }
+  if (n > SKD_SAFETENSORS_MAX_HEADER) {
+    char hex[32];
+    for (int i = 0; i < 8; i++) snprintf(hex + 3 * i, sizeof hex - 3 * (size_t)i, "%02x ", head[i]);
+    hex[23] = '\0';
+    st = skd_error(SKD_EFORMAT, "%s: not a checkpoint (first bytes %s: neither safetensors nor a PyTorch file; "
+                   "read as safetensors, its header length %" PRIu64 " is over the limit of %" PRIu64 " bytes)", path,
+                   hex, n, SKD_SAFETENSORS_MAX_HEADER);
     goto done;
   }
   if (n > size - 8) {

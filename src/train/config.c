@@ -45,6 +45,11 @@ static const skd_config_field fields[] = {
     {"teacher-arch", SKD_FIELD_STRING, F(teacher.arch), S(teacher.arch), 0, 0, NULL,
      "teacher network when its checkpoint does not record it (a converted reference checkpoint)"},
     {"teacher-width", SKD_FIELD_FLOAT, F(teacher.width), 0, 0.01, 4, NULL, "teacher width, likewise"},
+    {"init", SKD_FIELD_STRING, F(init_path), S(init_path), 0, 0, NULL,
+     "start the trained network from this checkpoint (.pth or safetensors, e.g. resnet18-imagenet.pth): every "
+     "tensor whose name and shape match; a table says what loaded"},
+    {"init-strict", SKD_FIELD_FLAG, F(init_strict), 0, 0, 0, NULL,
+     "with --init: fail when a backbone tensor is missing or any tensor's shape differs"},
     {"unlabeled-list", SKD_FIELD_STRING, F(unlabeled_list), S(unlabeled_list), 0, 0, NULL,
      "images without labels ('image_path' per line) that get only the distillation terms (needs --teacher)"},
     {"unlabeled-batch", SKD_FIELD_INT, F(unlabeled_batch), 0, 0, 4096, NULL,

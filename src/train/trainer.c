@@ -30,6 +30,7 @@ skd_tensor trainer_scalar(const struct skd_trainer *t, enum scalar_slot s) {
 
 const skd_train_config *skd_trainer_config(const skd_trainer *t) { return &t->cfg; }
 long skd_trainer_step_count(const skd_trainer *t) { return t->step; }
+const skd_init_report *skd_trainer_init_report(const skd_trainer *t) { return t->has_init ? &t->init : NULL; }
 skd_pspnet *skd_trainer_teacher(skd_trainer *t) { return t->teacher; }
 skd_pspnet *skd_trainer_student(skd_trainer *t) { return t->student; }
 const skd_dataset *skd_trainer_validation_set(const skd_trainer *t) { return t->val_set; }
@@ -157,6 +158,15 @@ static skd_status open_student(skd_trainer *t, const char *resume_path) {
   skd_pspnet_config pc;
   skd_status st = trainer_network_config(&t->cfg.student, t->cfg.classes, 1, t->cfg.seed, &pc);
   if (st == SKD_OK) st = skd_pspnet_create(&t->student, t->ctx, &pc);
+  if (st == SKD_OK && !resume_path && t->cfg.init_path[0]) {
+    st = skd_nn_params_init_from(&t->student->params, t->cfg.init_path, t->cfg.init_strict, &t->init);
+    t->has_init = st == SKD_OK;
+    if (st != SKD_OK) {
+      char msg[2048];
+      snprintf(msg, sizeof msg, "%s", skd_error_last());
+      st = skd_error(st, "--init: %s", msg);
+    }
+  }
   if (st != SKD_OK || !resume_path) return st;
   skd_safetensors *f = NULL;
   st = skd_safetensors_open(&f, resume_path);

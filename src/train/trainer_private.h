@@ -20,6 +20,8 @@ struct adversary; /* adversary.c: the discriminator and its optimiser */
 
 struct skd_trainer {
   skd_context *ctx;
+  skd_init_report init; /* what --init loaded (has_init) */
+  int has_init;
   skd_train_config cfg;
   skd_label_map map;
   skd_dataset *train_set, *val_set;

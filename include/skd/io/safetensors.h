@@ -89,7 +89,10 @@ typedef struct skd_safetensors_entry {
 
 /* Opens and validates path. SKD_EIO when it cannot be read, SKD_EFORMAT when
  * it is not a valid safetensors file; the message names the file, the tensor
- * (or "header") and the field. */
+ * (or "header") and the field. A PyTorch torch.save file (skd/io/pth.h),
+ * recognised by its first bytes, is read whole and opened the same way, its
+ * keys mapped from a detected layout (skd/nn/layout.h); its metadata is then
+ * "pth.format" and "pth.layout". Anything else is "not a checkpoint". */
 skd_status skd_safetensors_open(skd_safetensors **out, const char *path);
 void skd_safetensors_close(skd_safetensors *f);
 

@@ -18,11 +18,15 @@ float64, independently of skd-cl:
 
 Per case <k>: <k>.config = [bins, d_min, d_max], <k>.logits, <k>.depth,
 <k>.loss (1), <k>.grad, <k>.ddepth, <k>.pred (bins -> depth), <k>.pred_grad.
-Metrics: m<k>.pred, m<k>.gt, m<k>.metrics (8 values, in the order above)."""
+Metrics: m<k>.pred, m<k>.gt, m<k>.metrics (8 values, in the order above).
+Also depth16.png: a 7 x 5 16-bit grey PNG written by Pillow, its values (mm)
+as png16.values (5, 7)."""
 import math
 import os
 
+import numpy as np
 import torch
+from PIL import Image
 import torch.nn.functional as F
 
 import refio
@@ -129,7 +133,12 @@ def main():
     make_case(arrays, "c", (3, 5, 4, 3), 5, 1.0, 8.0, 0.1, 0.15, seed=3)
     make_metrics(arrays, "m1", (2, 1, 9, 11), seed=4)
     make_metrics(arrays, "m2", (1, 1, 1, 40), seed=5)
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "depth.bin")
+    here = os.path.dirname(os.path.abspath(__file__))
+    values = (np.arange(35, dtype=np.uint32).reshape(5, 7) * 1871 + 3) % 65536
+    values[0, 0], values[4, 6], values[2, 3] = 0, 65535, 256
+    Image.fromarray(values.astype(np.uint16)).save(os.path.join(here, "depth16.png"))
+    arrays["png16.values"] = values.astype(np.float64)
+    out = os.path.join(here, "depth.bin")
     refio.write(out, arrays)
     print("wrote", out, os.path.getsize(out), "bytes")
 

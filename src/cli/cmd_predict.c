@@ -198,7 +198,7 @@ static skd_status predict_one(cli_model *m, const skd_eval_options *opt, const s
       return skd_error(SKD_ENOMEM, "out of host memory for the %dx%d image '%s'", w, h, in_path);
     }
   }
-  skd_sample s = {h, w, rgb, NULL};
+  skd_sample s = {h, w, rgb, NULL, NULL};
   skd_normalize_sample(&s, &opt->normalize, b->image, NULL);
   skd_arena_reset(m->arena);
   skd_tensor x, logits;

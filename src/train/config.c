@@ -100,7 +100,7 @@ static const skd_config_field fields[] = {
     {"task", SKD_FIELD_CHOICE, F(task), 0, 0, 0, task_choices,
      "seg (segmentation, labels) or depth (log10 depth bins, 'image depth' lists; docs/DEPTH.md)"},
     {"depth-bins", SKD_FIELD_INT, F(depth_bins), 0, 2, 255, NULL,
-     "depth: bins equally spaced in log10 depth (the teacher's and student's must match for --pixel)"},
+     "depth: bins equally spaced in log10 depth (a teacher's must match)"},
     {"depth-min", SKD_FIELD_FLOAT, F(depth_min), 0, 0.001, 1000, NULL, "depth: the bins' nearest depth, metres"},
     {"depth-max", SKD_FIELD_FLOAT, F(depth_max), 0, 0.001, 1000, NULL, "depth: the bins' farthest depth, metres"},
     {"depth-scale", SKD_FIELD_FLOAT, F(depth_scale), 0, 0.001, 1000000, NULL,

@@ -56,7 +56,11 @@ skd_status skd_depth_loss(skd_context *ctx, const skd_depth_bins *b, const skd_t
   if (st != SKD_OK) return st;
   const int hw = z->h * z->w, total = z->n * hw;
   const size_t wg = skd_context_wg(ctx, 256);
-  const size_t groups = ((size_t)total + wg - 1) / wg;
+  /* The loss kernel's grid: a work-item per 8 positions of a sample's plane,
+   * groups of wg_fwd along the plane; each group leaves one partial. */
+  const size_t wg_fwd = skd_context_wg(ctx, 64);
+  const size_t items = ((size_t)hw + 7) / 8, groups_x = (items + wg_fwd - 1) / wg_fwd;
+  const size_t groups = groups_x * (size_t)z->n;
   /* Workspace: the group partials, then the valid count (an int). */
   cl_mem ws;
   skd_kernel *kcount, *kfwd, *ksum;
@@ -76,14 +80,12 @@ skd_status skd_depth_loss(skd_context *ctx, const skd_depth_bins *b, const skd_t
   st = skd_launch(ctx, &a, 1, &wg, &wg);
   if (st != SKD_OK) return st;
 
-  const double log_min = log10((double)b->d_min);
   a = skd_args_begin(kfwd);
-  skd_arg_int(&a, total);
   skd_arg_int(&a, z->c);
   skd_arg_int(&a, hw);
   skd_arg_tensor(&a, z);
   skd_arg_tensor(&a, depth);
-  skd_arg_float(&a, (float)log_min);
+  skd_arg_float(&a, (float)log10((double)b->d_min));
   skd_arg_float(&a, (float)(1.0 / bin_width(b)));
   skd_arg_mem(&a, ws);
   skd_arg_int(&a, count_off);
@@ -92,9 +94,9 @@ skd_status skd_depth_loss(skd_context *ctx, const skd_depth_bins *b, const skd_t
   skd_arg_int(&a, dlogits != NULL);
   skd_arg_mem(&a, ws);
   skd_arg_int(&a, 0);
-  skd_arg_local(&a, wg * sizeof(float));
-  size_t global = groups * wg;
-  st = skd_launch(ctx, &a, 1, &global, &wg);
+  skd_arg_local(&a, wg_fwd * sizeof(float));
+  size_t global[2] = {groups_x * wg_fwd, (size_t)z->n}, local[2] = {wg_fwd, 1};
+  st = skd_launch(ctx, &a, 2, global, local);
   if (st != SKD_OK) return st;
 
   a = skd_args_begin(ksum);

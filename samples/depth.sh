@@ -8,7 +8,8 @@
 #
 # Usage: samples/depth.sh [OUT_DIR]          (default: depth-out)
 # Environment: SKD=path/to/skd-cl skips installing and building;
-#   TEACHER_STEPS (600), STUDENT_STEPS (200), SEEDS ("1 2 3"); SKD_DEVICE picks the
+#   TEACHER_STEPS (600), STUDENT_STEPS (200), SEEDS ("1 2 3"), DISTILL_OPTS (extra train
+#   options of the distilled students, e.g. "--pixel"); SKD_DEVICE picks the
 #   OpenCL device. Finished runs are not trained again (train --resume auto).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +56,7 @@ rows=""
 for seed in $seeds; do
   train "baseline-$seed" --width 0.125 --steps "$student_steps" --seed "$seed"
   train "distilled-$seed" --width 0.125 --steps "$student_steps" --seed "$seed" \
-    --teacher "$out/teacher/last.safetensors" --d-width 16
+    --teacher "$out/teacher/last.safetensors" --d-width 16 ${DISTILL_OPTS:-}
   read -r b_abs b_d1 < <(score "$out/baseline-$seed/last.safetensors")
   read -r s_abs s_d1 < <(score "$out/distilled-$seed/last.safetensors")
   rows+="$seed $b_abs $s_abs $b_d1 $s_d1"$'\n'

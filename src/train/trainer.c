@@ -93,7 +93,7 @@ static skd_status phase_end(const skd_trainer *t, skd_step_report *r, int phase,
   return st;
 }
 
-/* miou: the validation score, higher is better (depth: -abs rel). */
+/* miou: the validation score, higher is better (depth: 1 / (1 + abs rel)). */
 void skd_trainer_note_validation(skd_trainer *t, double miou) {
   if (isnan(t->best_miou) || miou > t->best_miou) t->best_miou = miou;
 }

@@ -87,6 +87,9 @@ has missing.err "missing.txt:1"
 run study error "$SKD" study --task depth --train-list d64/train.txt --val-list d64/val.txt --teacher "$CKPT" \
   --run "a: --pair" --out e7
 has study.err "--task depth is not supported"
+run export error "$SKD" export --checkpoint "$CKPT" --out depth.onnx
+has export.err "is a --task depth network"
+[ -e depth.onnx ] && fail "export of a depth network left depth.onnx"
 
 echo "test_depth: $FAILED failure(s), $(($(date +%s) - START)) s"
 [ $FAILED -eq 0 ]

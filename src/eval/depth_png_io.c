@@ -1,6 +1,7 @@
-/* Depth maps as 16-bit grey PNGs. Reading goes through stb_image; stb's
- * writer only writes 8 bits, so the 16-bit file is assembled here (IHDR,
- * one IDAT, IEND, filter 0 per row) around stb's exported zlib compressor. */
+/* Depth maps as 16-bit grey PNGs, read and written (the lists that name
+ * them: src/data/depth_png.c). Reading goes through stb_image; stb's writer
+ * only writes 8 bits, so the 16-bit file is assembled here (IHDR, one IDAT,
+ * IEND, filter 0 per row) around stb's exported zlib compressor. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>

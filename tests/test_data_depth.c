@@ -149,7 +149,22 @@ START_TEST(augment_aligned) {
     ck_assert_msg(sx < w && sy < h, "depth %g is no source value", (double)depth[p]);
   }
   ck_assert_int_eq(padded, 24 * 24 - 20 * 15);
-  /* The segmentation crop of the same draw takes the same geometry. */
+  /* The segmentation crop of the same draw takes the same geometry: a
+   * label of x at each pixel lands where the depth says x, the padding is
+   * the ignore value where depth is missing. */
+  s.label = malloc((size_t)w * h);
+  for (int p = 0; p < w * h; p++) s.label[p] = (uint8_t)(p % w);
+  a.scale_min = 0.7f, a.scale_max = 1.6f;
+  uint8_t label[24 * 24];
+  for (uint64_t draw = 0; draw < 8; draw++) {
+    CK_OK(skd_augment_depth_sample(&s, &a, 5, draw, image, depth));
+    CK_OK(skd_augment_sample(&s, &a, 255, 5, draw, image, label));
+    for (int p = 0; p < 24 * 24; p++) {
+      const int want = depth[p] == 0.0f ? 255 : ((int)depth[p] - 1) % 100;
+      ck_assert_msg(label[p] == want, "draw %d pixel %d: label %d, depth %g", (int)draw, p, label[p], (double)depth[p]);
+    }
+  }
+  free(s.label);
   free(s.rgb);
   free(s.depth);
 }

@@ -46,11 +46,11 @@ static float pixel_ce(__global const float *zp, __global float *dzp, const int c
 }
 
 /* Work-item (x, b) takes positions 8x .. 8x + 7 of sample b's plane as one
- * float8 (explicit SIMD: PoCL did not vectorise the one-pixel-per-item
- * version, 107 ms per call on 4 x 128 x 128 pixels and 60 bins; bench
- * --task depth --profile); the last partial run of a plane goes pixel by
- * pixel. Each pixel's cross-entropy is left in the group partial (divided by
- * V later); the gradient is grad_scale (softmax - q) / V. */
+ * float8 (explicit SIMD: PoCL did not vectorise a one-pixel-per-item
+ * version, which was 3.5x slower per call; skd-cl --profile bench --task
+ * depth); the last partial run of a plane goes pixel by pixel. Each pixel's
+ * cross-entropy is left in the group partial (divided by V later); the
+ * gradient is grad_scale (softmax - q) / V. */
 __kernel void depth_ce_fwd(const int c, const int hw, CTENSOR(z), CTENSOR(depth), const float log_min,
                            const float inv_width, __global const int *count_base, const int count_off,
                            const float grad_scale, TENSOR(dz), const int want_grad, __global float *part_base,

@@ -279,7 +279,7 @@ END_TEST
 
 START_TEST(normalisation) {
   uint8_t rgb[6] = {10, 20, 30, 200, 100, 0}, lab[2] = {1, 255};
-  skd_sample s = {1, 2, rgb, lab};
+  skd_sample s = {1, 2, rgb, lab, NULL};
   float img[6];
   uint8_t out[2];
   skd_normalize n;
@@ -315,7 +315,7 @@ static skd_augment plain_augment(int crop_h, int crop_w, float scale, int mirror
 START_TEST(crop_pad) {
   uint8_t rgb[3 * 3 * 2], lab[6];
   fill_sample(3, 2, rgb, lab);
-  skd_sample s = {2, 3, rgb, lab};
+  skd_sample s = {2, 3, rgb, lab, NULL};
   skd_augment a = plain_augment(4, 5, 1.0f, 0);
   float img[3 * 20];
   uint8_t out[20];
@@ -340,7 +340,7 @@ START_TEST(crop_pad) {
   /* A crop smaller than the image is a window of it; offsets vary with draw. */
   uint8_t big[3 * 6 * 5], blab[30];
   fill_sample(6, 5, big, blab);
-  skd_sample b = {5, 6, big, blab};
+  skd_sample b = {5, 6, big, blab, NULL};
   a = plain_augment(2, 3, 1.0f, 0);
   float win[3 * 6];
   uint8_t wl[6];
@@ -374,7 +374,7 @@ END_TEST
  * half-pixel-centre bilinear interpolation. */
 START_TEST(scale) {
   uint8_t rgb[12] = {0, 0, 0, 100, 100, 100, 40, 40, 40, 200, 200, 200}, lab[4] = {0, 1, 2, 3};
-  skd_sample s = {2, 2, rgb, lab};
+  skd_sample s = {2, 2, rgb, lab, NULL};
   skd_augment a = plain_augment(4, 4, 2.0f, 0);
   a.normalize.mean[0] = a.normalize.mean[1] = a.normalize.mean[2] = 0.0f;
   float img[48];
@@ -398,7 +398,7 @@ END_TEST
 START_TEST(mirror) {
   uint8_t rgb[3 * 5 * 3], lab[15];
   fill_sample(5, 3, rgb, lab);
-  skd_sample s = {3, 5, rgb, lab};
+  skd_sample s = {3, 5, rgb, lab, NULL};
   skd_augment a = plain_augment(3, 5, 1.0f, 1);
   float img[45], plain[45];
   uint8_t out[15], plain_lab[15];
@@ -427,7 +427,7 @@ START_TEST(augment_determinism) {
   uint8_t *rgb = malloc(3 * W * H), lab[W * H];
   for (int i = 0; i < 3 * W * H; i++) rgb[i] = (uint8_t)((i * 7919) % 251);
   for (int i = 0; i < W * H; i++) lab[i] = (uint8_t)((i * 31) % 7);
-  skd_sample s = {H, W, rgb, lab};
+  skd_sample s = {H, W, rgb, lab, NULL};
   skd_augment a;
   skd_augment_reference(&a, C);
   float *x1 = host_alloc(3 * C * C), *x2 = host_alloc(3 * C * C);

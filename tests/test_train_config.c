@@ -150,6 +150,62 @@ START_TEST(float_bounds_round_trip) {
 }
 END_TEST
 
+/* Depth settings: defaults, option checks, stored-config checks, and a
+ * stored configuration without them (older checkpoints) reads as
+ * segmentation. */
+START_TEST(depth_fields) {
+  skd_train_config c;
+  skd_train_config_default(&c);
+  ck_assert_int_eq(c.task, SKD_TASK_SEG);
+  ck_assert_int_eq(c.depth_bins, 60);
+  ck_assert_float_eq(c.depth_min, 0.5f);
+  ck_assert_float_eq(c.depth_max, 10.0f);
+  ck_assert_float_eq(c.depth_scale, 1000.0f);
+  ck_assert_int_eq(c.d_input_depth, 0);
+  snprintf(c.train_list, sizeof c.train_list, "train.txt");
+  c.task = SKD_TASK_DEPTH;
+  CK_OK(skd_train_config_validate(&c));
+  c.depth_bins = 1;
+  ck_assert_int_eq(skd_train_config_validate(&c), SKD_EINVAL);
+  ck_assert_msg(strstr(skd_error_last(), "--depth-bins: 1 is outside [2, 255]"), "%s", skd_error_last());
+  c.depth_bins = 150;
+  c.depth_max = 0.4f;
+  ck_assert_int_eq(skd_train_config_validate(&c), SKD_EINVAL);
+  ck_assert_msg(strstr(skd_error_last(), "--depth-max 0.4"), "%s", skd_error_last());
+  c.depth_max = 10.0f;
+  c.pixel_mask_ignore = 1;
+  ck_assert_int_eq(skd_train_config_validate(&c), SKD_EINVAL);
+  ck_assert_msg(strstr(skd_error_last(), "--pixel-mask"), "%s", skd_error_last());
+  c.pixel_mask_ignore = 0;
+  c.d_input_depth = 1;
+  c.d_conditional = 1;
+  ck_assert_int_eq(skd_train_config_validate(&c), SKD_EINVAL);
+  ck_assert_msg(strstr(skd_error_last(), "--d-input depth"), "%s", skd_error_last());
+
+  skd_train_config d;
+  skd_train_config_default(&d);
+  CK_OK(skd_train_config_from_json(&d, "{\"task\": \"depth\", \"depth-bins\": 150, \"d-input\": \"depth\"}", "x"));
+  ck_assert(d.task == SKD_TASK_DEPTH && d.depth_bins == 150 && d.d_input_depth == 1);
+  /* Older checkpoints: no task field -> segmentation. */
+  skd_train_config_default(&d);
+  CK_OK(skd_train_config_from_json(&d, "{\"crop\": 64}", "x"));
+  ck_assert_int_eq(d.task, SKD_TASK_SEG);
+  static const struct {
+    const char *json, *expect;
+  } bad[] = {
+      {"{\"depth-bins\": 1e12}", "run.safetensors: __metadata__ config.depth-bins: 1e+12 is outside [2, 255]"},
+      {"{\"depth-min\": -1}", "run.safetensors: __metadata__ config.depth-min: -1 is outside [0.001, 1000]"},
+      {"{\"depth-scale\": 1e300}", "run.safetensors: __metadata__ config.depth-scale: 1e+300 is outside"},
+      {"{\"task\": \"detect\"}", "run.safetensors: __metadata__ config.task: expected one of its choices"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    skd_train_config_default(&d);
+    ck_assert_int_eq(skd_train_config_from_json(&d, bad[i].json, "run.safetensors"), SKD_EFORMAT);
+    ck_assert_msg(strstr(skd_error_last(), bad[i].expect) != NULL, "%s: got '%s'", bad[i].json, skd_error_last());
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("train_config");
   TCase *tc = support_tcase_host("train_config");
@@ -159,6 +215,7 @@ int main(void) {
   tcase_add_test(tc, json_errors_name_the_field);
   tcase_add_test(tc, json_values_are_range_checked);
   tcase_add_test(tc, float_bounds_round_trip);
+  tcase_add_test(tc, depth_fields);
   suite_add_tcase(s, tc);
   return support_main_host(s);
 }

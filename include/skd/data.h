@@ -80,6 +80,7 @@ typedef struct skd_sample {
   int h, w;
   uint8_t *rgb;
   uint8_t *label;
+  float *depth; /* depth lists (skd_dataset_read_depth): metres, 0 missing; label is then NULL */
 } skd_sample;
 
 /* Decodes sample i. Images: PNG, JPEG or binary 8-bit PPM/PGM (grey is expanded to RGB, alpha
@@ -91,6 +92,10 @@ typedef struct skd_sample {
  * value and pixel. Thread-safe (the dataset is only read). */
 skd_status skd_dataset_read(const skd_dataset *d, int i, skd_sample *out);
 void skd_sample_free(skd_sample *s);
+/* Depth estimation: the list's second column is a 16-bit grey PNG of depth
+ * in units of 1/scale metre (scale 1000: millimetres; 0 = missing). Fills rgb
+ * and depth (metres); label stays NULL. Errors name the list line and the file. */
+skd_status skd_dataset_read_depth(const skd_dataset *d, int i, float scale, skd_sample *out);
 
 /* One image without a label (prediction): PNG, JPEG or PPM/PGM, decoded strictly, as
  * RGB bytes (h, w, 3) in *rgb (free() it). Errors (SKD_EIO: cannot open,
@@ -134,6 +139,13 @@ void skd_augment_reference(skd_augment *a, int crop);
 skd_status skd_augment_sample(const skd_sample *s, const skd_augment *a, int ignore, uint64_t seed,
                               uint64_t draw, float *image, uint8_t *label);
 
+/* The same crop for a depth sample (s->depth): the image as above, depth by
+ * nearest pixel with its values unchanged (a scaled image is not a closer
+ * scene; the scale augmentation is a zoom of the same depths), padding 0
+ * (missing). depth: (crop_h, crop_w) metres. */
+skd_status skd_augment_depth_sample(const skd_sample *s, const skd_augment *a, uint64_t seed, uint64_t draw,
+                                    float *image, float *depth);
+
 /* Evaluation: the whole image, normalised, no augmentation.
  * image: (3, h, w) planar; label: (h, w), copied (NULL: not wanted, and
  * s->label may then be NULL too). */
@@ -145,9 +157,11 @@ typedef struct skd_batch {
   int n, h, w;
   float *image;   /* (n, 3, h, w) float32, normalised */
   uint8_t *label; /* (n, h, w): class or ignore */
+  float *depth;   /* depth loaders only: (n, h, w) metres, 0 missing */
   int *index;     /* (n): dataset index of each sample */
   int64_t number; /* k: this batch's number in the stream */
   size_t capacity_image, capacity_label, capacity_index; /* elements allocated */
+  size_t capacity_depth;
 } skd_batch;
 
 /* Frees a batch filled by skd_loader_batch (not one from skd_loader_next). */
@@ -163,6 +177,7 @@ typedef struct skd_loader_config {
   int train;
   skd_augment augment; /* train 0 uses only augment.normalize */
   int64_t first_batch; /* the stream starts at this batch (resuming a run) */
+  float depth_scale;   /* > 0: a depth list (skd_dataset_read_depth with this scale), batches fill depth */
 } skd_loader_config;
 
 /* Batch k of the stream defined by (dataset, config, seed), computed on the
@@ -202,5 +217,13 @@ const char *const *skd_demo_class_names(void);
  * unlabeled_count > 0 also out_dir/unlabeled.txt (image paths only). Every
  * file is a function of (seed, split, index) alone. opt NULL: defaults. */
 skd_status skd_demo_dataset_write(const char *out_dir, uint64_t seed, const skd_demo_options *opt);
+
+/* The synthetic depth set (make-dataset --task depth): rooms seen by a pinhole
+ * camera (floor, ceiling, side and back walls, boxes standing on the floor,
+ * spheres), textured in world coordinates, ray-cast to exact depths between
+ * about 0.6 and 9.5 m. Writes out_dir/{train,val}.txt ("image depth" lines),
+ * images/NAME.png (RGB) and depth/NAME.png (16-bit millimetres). Same
+ * determinism and options as the demo set (unlabeled_count is ignored). */
+skd_status skd_depth_demo_write(const char *out_dir, uint64_t seed, const skd_demo_options *opt);
 
 #endif

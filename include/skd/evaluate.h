@@ -5,7 +5,9 @@
 #define SKD_EVALUATE_H
 
 #include "skd/data.h"
+#include "skd/depth.h"
 #include "skd/eval.h"
+#include "skd/loss/depth.h"
 #include "skd/nn/pspnet.h"
 
 typedef struct skd_eval_options {
@@ -29,5 +31,15 @@ skd_status skd_predict_logits(skd_pspnet *net, skd_arena *arena, const skd_tenso
  * called after each image with (done, total). */
 skd_status skd_evaluate(skd_pspnet *net, skd_arena *arena, const skd_dataset *ds, const skd_eval_options *opt,
                         skd_confusion *m, void (*progress)(void *user, int done, int total), void *user);
+
+/* Depth: every image of a depth list (depth PNGs in 1/scale metre), its
+ * logits as above (bins at the image's resolution), bins -> depth, added to
+ * acc against the ground truth. The network's classes must be b->bins. */
+skd_status skd_evaluate_depth(skd_pspnet *net, skd_arena *arena, const skd_dataset *ds, const skd_eval_options *opt,
+                              const skd_depth_bins *b, float scale, skd_depth_acc *acc,
+                              void (*progress)(void *user, int done, int total), void *user);
+/* The predicted depth (1, 1, H, W) of one normalised image, from the arena. */
+skd_status skd_predict_depth(skd_pspnet *net, skd_arena *arena, const skd_tensor *image, const skd_eval_options *opt,
+                             const skd_depth_bins *b, skd_tensor *out);
 
 #endif

@@ -5,5 +5,6 @@
 #include "skd/loss/pixel.h"
 #include "skd/loss/pair.h"
 #include "skd/loss/holistic.h"
+#include "skd/loss/depth.h"
 
 #endif

@@ -19,5 +19,6 @@
 #include "skd/evaluate.h"
 #include "skd/tune.h"
 #include "skd/export.h"
+#include "skd/depth.h"
 
 #endif

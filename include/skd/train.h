@@ -14,6 +14,7 @@
 #ifndef SKD_TRAIN_H
 #define SKD_TRAIN_H
 
+#include "skd/depth.h"
 #include "skd/eval.h"
 #include "skd/nn/init_from.h"
 #include "skd/nn/pspnet.h"
@@ -124,6 +125,12 @@ skd_status skd_trainer_check_student(skd_trainer *t);
 /* Student on the validation list (whole images); m is filled. */
 skd_status skd_trainer_validate(skd_trainer *t, skd_metrics *m);
 void skd_trainer_note_validation(skd_trainer *t, double miou);
+/* --task depth: the student on the validation depth list. The best
+ * checkpoint is the one with the lowest abs rel; its score (what
+ * skd_trainer_note_validation and the checkpoints' best_miou keep, higher is
+ * better, in (0, 1]) is skd_depth_score(abs rel) = 1 / (1 + abs rel). */
+skd_status skd_trainer_validate_depth(skd_trainer *t, skd_depth_metrics *m);
+double skd_depth_score(double abs_rel);
 
 /* Checkpoint with everything needed to resume: student, discriminator, both
  * optimisers' states, the step, the best mIoU and the full config. Written

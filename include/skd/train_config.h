@@ -84,7 +84,15 @@ typedef struct skd_train_config {
   int log_every;
   int save_every;
   int log_grad_norms; /* each term's gradient norm at the logits and features, in the log */
+  /* depth estimation (docs/DEPTH.md); a checkpoint without these fields is segmentation */
+  int task;          /* SKD_TASK_SEG | SKD_TASK_DEPTH */
+  int depth_bins;    /* classes of the bins head (same for teacher and student) */
+  float depth_min, depth_max; /* metres: the bins' range */
+  float depth_scale; /* depth PNG units per metre (1000: millimetres) */
+  int d_input_depth; /* holistic with depth: D sees the depth map (1) or the bin logits (0) */
 } skd_train_config;
+
+enum { SKD_TASK_SEG = 0, SKD_TASK_DEPTH = 1 };
 
 /* The defaults: the reference code's distillation settings (lambda_pi 10,
  * lambda_pa 1, lambda_d 0.1, lambda_gp 10, pool_scale 0.5, SGD lr 0.01

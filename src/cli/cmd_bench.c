@@ -54,13 +54,15 @@ static void remove_tree(const char *dir) {
 }
 
 /* The data set and the teacher checkpoint in dir; cfg set up to use them. */
-static skd_status make_inputs(skd_context *ctx, const struct preset *p, const char dir[512], skd_train_config *cfg) {
+static skd_status make_inputs(skd_context *ctx, const struct preset *p, const char dir[512], skd_train_config *cfg,
+                              int depth) {
   skd_demo_options dopt;
   skd_demo_options_default(&dopt);
   dopt.width = dopt.height = p->crop;
   dopt.train_count = p->batch > 8 ? p->batch : 8;
   dopt.val_count = 1;
-  skd_status st = skd_demo_dataset_write(dir, 1, &dopt);
+  /* --task depth: the synthetic depth set, a bins head of p->classes bins. */
+  skd_status st = depth ? skd_depth_demo_write(dir, 1, &dopt) : skd_demo_dataset_write(dir, 1, &dopt);
   if (st != SKD_OK) return st;
 
   snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", dir);
@@ -76,6 +78,11 @@ static skd_status make_inputs(skd_context *ctx, const struct preset *p, const ch
   snprintf(cfg->teacher.arch, sizeof cfg->teacher.arch, "%s", p->teacher_arch);
   cfg->teacher.width = p->teacher_width;
   cfg->pixel = cfg->pair = cfg->holistic = 1;
+  if (depth) {
+    cfg->task = SKD_TASK_DEPTH;
+    cfg->depth_bins = p->classes;
+    cfg->pixel = 0; /* off by default for depth */
+  }
   cfg->d_width = p->d_width;
   snprintf(cfg->out_dir, sizeof cfg->out_dir, "%s", dir);
   snprintf(cfg->teacher_path, sizeof cfg->teacher_path, "%s/teacher.safetensors", dir);
@@ -212,9 +219,12 @@ static double profile_peak_gflops(const cli_globals *g, int *width) {
 }
 
 int cmd_bench(const cli_globals *g, int argc, char **argv) {
-  int preset = 0, steps = 10, warmup = 2, json = 0, phases = 1, kernels = 0, size = 0, d_width = 0;
+  int preset = 0, steps = 10, warmup = 2, json = 0, phases = 1, kernels = 0, size = 0, d_width = 0, task = 0;
   const char *only = NULL;
+  static const char *const tasks[] = {"seg", "depth", NULL};
   const cli_arg args[] = {
+      {"task", CLI_CHOICE, &task, "seg, or depth: the synthetic depth set and a 60-bin head, pixel-wise off", 0, 0,
+       tasks, 0},
       {"preset", CLI_CHOICE, &preset,
        "networks and sizes: demo (the quickstart's), paper (resnet101 -> resnet18, 19 classes, crop 512, batch 8), "
        "paper-small (the same networks, crop 128, batch 2)",
@@ -242,6 +252,7 @@ int cmd_bench(const cli_globals *g, int argc, char **argv) {
   if (kernels) return bench_kernels(g, size, only, steps, warmup, json);
   struct preset chosen = presets[preset];
   if (d_width > 0) chosen.d_width = d_width;
+  if (task == 1) chosen.classes = 60; /* depth bins */
   const struct preset *p = &chosen;
 
   const char *tmp = getenv("TMPDIR");
@@ -267,7 +278,7 @@ int cmd_bench(const cli_globals *g, int argc, char **argv) {
   double ms = 0, phase[SKD_PHASE_COUNT] = {0};
   skd_trainer_memory m;
   if (!json) fprintf(stderr, "bench %s on %s: %d + %d steps...\n", p->name, ctx->info.name, warmup, steps);
-  skd_status st = make_inputs(ctx, p, dir, &cfg);
+  skd_status st = make_inputs(ctx, p, dir, &cfg, task == 1);
   if (st == SKD_OK) st = skd_trainer_create(&t, ctx, &cfg, NULL);
   if (st == SKD_OK) st = run_steps(ctx, t, steps, warmup, phases, &ms, phase, &m);
   if (st != SKD_OK) fprintf(stderr, "skd-cl bench: %s\n", skd_error_last());

@@ -99,6 +99,11 @@ int cmd_export(const cli_globals *g, int argc, char **argv) {
             SKD_ONNX_OPSET_MIN, SKD_ONNX_OPSET_MAX);
     return 2;
   }
+  if (m.found && m.stored.task == SKD_TASK_DEPTH) { /* the graph would stop at the bins, labelled as classes */
+    fprintf(stderr, "skd-cl export: %s is a --task depth network: exporting depth (bins -> depth in the graph) is not "
+            "supported yet\n", m.checkpoint);
+    return 2;
+  }
   o.output = softmax ? SKD_ONNX_PROBABILITIES : argmax ? SKD_ONNX_LABELS : SKD_ONNX_LOGITS;
   if (m.imagenet_norm) skd_normalize_imagenet(&o.normalize);
   rc = cli_model_open(&m, "export", g);

@@ -1,4 +1,4 @@
-/* skd-cl make-dataset --out DIR [--seed S] [--size N] [--train N] [--val N] [--unlabeled N] */
+/* skd-cl make-dataset --out DIR [--task seg|depth] [--seed S] [--size N] [--train N] [--val N] [--unlabeled N] */
 #include <stdio.h>
 
 #include "cli/args.h"
@@ -9,8 +9,11 @@ int cmd_make_dataset(const cli_globals *g, int argc, char **argv) {
   uint64_t seed = 1;
   skd_demo_options opt;
   skd_demo_options_default(&opt);
-  int size = opt.width;
+  int size = opt.width, task = 0;
+  static const char *const tasks[] = {"seg", "depth", NULL};
   const cli_arg args[] = {
+      {"task", CLI_CHOICE, &task, "seg: the segmentation demo set; depth: synthetic rooms with 16-bit depth PNGs",
+       0, 0, tasks, 0},
       {"out", CLI_STRING, &out, "directory to write train.txt, val.txt, images/ and labels/ into", 0, 0, NULL, 1},
       {"seed", CLI_U64, &seed, "random seed: the same seed writes the same files", 0, 0, NULL, 0},
       {"size", CLI_INT, &size, "image width and height in pixels", 32, 4096, NULL, 0},
@@ -22,6 +25,15 @@ int cmd_make_dataset(const cli_globals *g, int argc, char **argv) {
   int rc = cli_parse("make-dataset", "--out DIR [options]", args, (int)(sizeof args / sizeof args[0]), argc, argv);
   if (rc) return rc == 1 ? 0 : rc;
   opt.width = opt.height = size;
+  if (task == 1) {
+    if (skd_depth_demo_write(out, seed, &opt) != SKD_OK) {
+      fprintf(stderr, "skd-cl make-dataset: %s\n", skd_error_last());
+      return 1;
+    }
+    printf("wrote %d training and %d validation images (%dx%d) with depth in millimetres to %s\n", opt.train_count,
+           opt.val_count, size, size, out);
+    return 0;
+  }
   if (skd_demo_dataset_write(out, seed, &opt) != SKD_OK) {
     fprintf(stderr, "skd-cl make-dataset: %s\n", skd_error_last());
     return 1;

@@ -198,7 +198,7 @@ static skd_status predict_one(cli_model *m, const skd_eval_options *opt, const s
       return skd_error(SKD_ENOMEM, "out of host memory for the %dx%d image '%s'", w, h, in_path);
     }
   }
-  skd_sample s = {h, w, rgb, NULL};
+  skd_sample s = {h, w, rgb, NULL, NULL};
   skd_normalize_sample(&s, &opt->normalize, b->image, NULL);
   skd_arena_reset(m->arena);
   skd_tensor x, logits;
@@ -220,6 +220,49 @@ static skd_status predict_one(cli_model *m, const skd_eval_options *opt, const s
   return st;
 }
 
+/* --task depth: <name>.png, the depth colour-mapped (near bright), and
+ * <name>_depth.png, the metric depth as a 16-bit PNG in 1/depth_scale m. */
+static skd_status predict_depth_one(cli_model *m, const skd_eval_options *opt, const char *in_path,
+                                    const char *out_path, buffers *b) {
+  uint8_t *rgb = NULL;
+  int h = 0, w = 0;
+  skd_status st = skd_image_read(in_path, &rgb, &h, &w);
+  if (st != SKD_OK) return st;
+  const size_t pixels = (size_t)h * (size_t)w;
+  float *image = malloc(3 * pixels * sizeof *image), *depth = malloc(pixels * sizeof *depth);
+  uint8_t *colour = malloc(3 * pixels);
+  char *dpath = malloc(strlen(out_path) + 8);
+  if (!image || !depth || !colour || !dpath) st = skd_error(SKD_ENOMEM, "out of host memory for '%s'", in_path);
+  skd_sample s = {h, w, rgb, NULL, NULL};
+  skd_tensor x, d;
+  skd_depth_bins bins = cli_model_depth_bins(m);
+  if (st == SKD_OK) {
+    skd_normalize_sample(&s, &opt->normalize, image, NULL);
+    skd_arena_reset(m->arena);
+    st = skd_arena_tensor(m->arena, &x, 1, 3, h, w);
+  }
+  if (st == SKD_OK) st = skd_tensor_upload(m->ctx, &x, image);
+  if (st == SKD_OK) st = skd_predict_depth(m->net, m->arena, &x, opt, &bins, &d);
+  if (st == SKD_OK) st = skd_tensor_download(m->ctx, &d, depth);
+  if (st != SKD_OK) {
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", skd_error_last());
+    st = skd_error(st, "%s (%dx%d): %s", in_path, w, h, msg);
+  }
+  if (st == SKD_OK) {
+    skd_depth_colourise(depth, w, h, bins.d_min, bins.d_max, colour);
+    st = skd_png_write(out_path, colour, w, h, 3);
+  }
+  if (st == SKD_OK) {
+    strcpy(dpath, out_path);
+    strcpy(dpath + strlen(dpath) - 4, "_depth.png"); /* in place of ".png" */
+    st = skd_depth_png_write(dpath, depth, w, h, m->depth_scale);
+  }
+  (void)b;
+  free(rgb), free(image), free(depth), free(colour), free(dpath);
+  return st;
+}
+
 int cmd_predict(const cli_globals *g, int argc, char **argv) {
   cli_model m;
   int rc = cli_model_init(&m, "predict", argc, argv);
@@ -227,13 +270,14 @@ int cmd_predict(const cli_globals *g, int argc, char **argv) {
   const char *out = NULL, *list = NULL;
   int overlay = 0, raw_logits = 0;
   float alpha = 0.5f;
-  cli_arg args[CLI_MODEL_ARGS + 5];
+  cli_arg args[CLI_MODEL_ARGS + CLI_MODEL_DEPTH_ARGS + 5];
   int n = 0;
   args[n++] = (cli_arg){"out", CLI_STRING, &out, "directory to write <name>.png into (created)", 0, 0, NULL, 1};
   args[n++] = (cli_arg){"list", CLI_STRING, &list,
                         "list of images, the first path of each line (a training or evaluation list works)", 0, 0,
                         NULL, 0};
   n += cli_model_args(&m, args + n, 1);
+  n += cli_model_depth_args(&m, args + n);
   args[n++] = (cli_arg){"overlay", CLI_FLAG, &overlay, "blend the colours over the image", 0, 0, NULL, 0};
   args[n++] = (cli_arg){"alpha", CLI_FLOAT, &alpha, "weight of the colours in the overlay", 0, 1, NULL, 0};
   args[n++] = (cli_arg){"logits", CLI_FLAG, &raw_logits,
@@ -267,8 +311,21 @@ int cmd_predict(const cli_globals *g, int argc, char **argv) {
     inputs_free(&in);
     return rc;
   }
+  if ((rc = cli_model_depth_check(&m, "predict")) != 0) {
+    cli_model_close(&m);
+    inputs_free(&in);
+    return rc;
+  }
+  const int depth = m.task == SKD_TASK_DEPTH;
+  if (depth && (overlay || raw_logits)) {
+    fprintf(stderr, "skd-cl predict: --%s is for segmentation; --task depth writes <name>.png (colour map) and "
+            "<name>_depth.png (16-bit depth)\n", overlay ? "overlay" : "logits");
+    cli_model_close(&m);
+    inputs_free(&in);
+    return 2;
+  }
   skd_palette pal;
-  if (skd_palette_preset(&pal, m.preset, m.classes) != SKD_OK) {
+  if (!depth && skd_palette_preset(&pal, m.preset, m.classes) != SKD_OK) {
     fprintf(stderr, "skd-cl predict: --preset %s: %s\n", m.preset, skd_error_last());
     cli_model_close(&m);
     inputs_free(&in);
@@ -293,7 +350,9 @@ int cmd_predict(const cli_globals *g, int argc, char **argv) {
       sprintf(lpath, "%s/%s", out, in.name[i]);
       strcpy(lpath + strlen(lpath) - 4, ".f32"); /* in place of ".png" */
     }
-    if (predict_one(&m, &opt, &pal, overlay, alpha, in.path[i], path, lpath, &b) != SKD_OK) {
+    skd_status st = depth ? predict_depth_one(&m, &opt, in.path[i], path, &b)
+                          : predict_one(&m, &opt, &pal, overlay, alpha, in.path[i], path, lpath, &b);
+    if (st != SKD_OK) {
       fprintf(stderr, "%sskd-cl predict: %s%s\n", terminal ? "\r\033[K" : "", where(&in, i, list, at, sizeof at),
               skd_error_last());
       rc = 1;

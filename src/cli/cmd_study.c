@@ -376,6 +376,11 @@ static int study_main(const cli_globals *g, study *s, int argc, char **argv) {
                          extra, (int)(sizeof extra / sizeof extra[0]), argc, argv);
   if (rc) return rc == 1 ? 0 : rc;
   if (plan && (rc = read_plan(s, plan)) != 0) return rc;
+  if (s->common.task == SKD_TASK_DEPTH) { /* its statistics are of mIoU */
+    fprintf(stderr, "skd-cl study: --task depth is not supported (study compares mIoU); samples/depth.sh runs the "
+            "depth comparison over seeds with skd-cl train and eval\n");
+    return 2;
+  }
   snprintf(s->out, sizeof s->out, "%s", s->common.out_dir);
   if (s->res.nruns < 2) {
     fprintf(stderr, "skd-cl study: give at least one distillation setting with --run 'NAME: OPTIONS' or --plan FILE\n");

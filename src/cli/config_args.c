@@ -51,6 +51,10 @@ int config_args_parse(skd_train_config *cfg, const char *command, const char *us
     fprintf(stderr, "skd-cl %s: --recipe: %s\n", command, skd_error_last());
     return 2;
   }
+  /* Pixel-wise distillation "hardly improves" depth (the paper): off unless
+   * --pixel is given. A stored depth configuration (--resume) keeps its own. */
+  const char *task = cli_find_option(argc, argv, "task");
+  if (task && !strcmp(task, "depth") && cfg->task != SKD_TASK_DEPTH) cfg->pixel = 0;
   int nfields = 0;
   skd_train_config_fields(&nfields);
   cli_arg *args = calloc((size_t)(nfields + 1 + nextra), sizeof *args);

@@ -34,6 +34,43 @@ int cli_model_init(cli_model *m, const char *command, int argc, char **argv) {
   m->classes = m->found ? m->stored.classes : 0;
   m->preset = m->found ? m->stored.preset : "generic";
   m->imagenet_norm = m->found ? m->stored.imagenet_norm : 0;
+  m->task = m->stored.task; /* defaults: seg, NYUv2's range, millimetres */
+  m->depth_min = m->stored.depth_min;
+  m->depth_max = m->stored.depth_max;
+  m->depth_scale = m->stored.depth_scale;
+  return 0;
+}
+
+int cli_model_depth_args(cli_model *m, cli_arg *args) {
+  static const char *const tasks[] = {"seg", "depth", NULL};
+  int n = 0;
+  args[n++] = (cli_arg){"task", CLI_CHOICE, &m->task, "seg or depth (default: the checkpoint's)", 0, 0, tasks, 0};
+  args[n++] = (cli_arg){"depth-min", CLI_FLOAT, &m->depth_min, "depth: the bins' nearest depth, metres (as trained)",
+                        0.001, 1000, NULL, 0};
+  args[n++] = (cli_arg){"depth-max", CLI_FLOAT, &m->depth_max, "depth: the bins' farthest depth, metres (as trained)",
+                        0.001, 1000, NULL, 0};
+  args[n++] = (cli_arg){"depth-scale", CLI_FLOAT, &m->depth_scale,
+                        "depth: PNG units per metre, read and written (1000: millimetres)", 0.001, 1000000, NULL, 0};
+  return n;
+}
+
+skd_depth_bins cli_model_depth_bins(const cli_model *m) {
+  skd_depth_bins b = {m->classes, m->depth_min, m->depth_max};
+  return b;
+}
+
+int cli_model_depth_check(const cli_model *m, const char *command) {
+  if (m->found && m->stored.task != m->task) {
+    fprintf(stderr, "skd-cl %s: --task %s: %s was trained for --task %s\n", command, m->task ? "depth" : "seg",
+            m->checkpoint, m->stored.task ? "depth" : "seg");
+    return 2;
+  }
+  if (m->task != SKD_TASK_DEPTH) return 0;
+  skd_depth_bins b = cli_model_depth_bins(m);
+  if (skd_depth_bins_check(&b) != SKD_OK) {
+    fprintf(stderr, "skd-cl %s: %s (the network has %d outputs)\n", command, skd_error_last(), m->classes);
+    return 2;
+  }
   return 0;
 }
 

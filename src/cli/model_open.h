@@ -18,6 +18,8 @@ typedef struct cli_model {
   const char *preset;
   const char *data_dir; /* NULL: the list file's directory */
   int crop, flip, imagenet_norm;
+  int task;                               /* SKD_TASK_SEG | SKD_TASK_DEPTH */
+  float depth_min, depth_max, depth_scale; /* --task depth */
   /* what the checkpoint records */
   skd_train_config stored;
   int found;
@@ -41,6 +43,15 @@ int cli_model_args(cli_model *m, cli_arg *args, int with_data);
  * the error (everything opened so far is closed again). */
 int cli_model_open(cli_model *m, const char *command, const cli_globals *g);
 void cli_model_close(cli_model *m);
+
+/* --task, --depth-min, --depth-max, --depth-scale (eval and predict); returns
+ * their number (CLI_MODEL_DEPTH_ARGS). */
+#define CLI_MODEL_DEPTH_ARGS 4
+int cli_model_depth_args(cli_model *m, cli_arg *args);
+/* After cli_model_open: the task against the checkpoint's and the depth
+ * range; 0, or an exit status after printing the error. */
+int cli_model_depth_check(const cli_model *m, const char *command);
+skd_depth_bins cli_model_depth_bins(const cli_model *m);
 
 /* Evaluation options from crop, flip and the normalisation. */
 void cli_model_eval_options(const cli_model *m, skd_eval_options *o);

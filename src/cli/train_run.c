@@ -95,7 +95,30 @@ static int save(skd_trainer *t, const char *dir, const char *name) {
 
 /* Validates, logs, keeps best.safetensors (quiet: no line on stderr);
  * returns 0 on error. */
+/* --task depth: abs rel decides the best checkpoint (score 1 / (1 + abs rel)). */
+static int validate_depth(skd_trainer *t, FILE *log, const char *dir, int terminal, int quiet, double *score) {
+  skd_depth_metrics m;
+  if (skd_trainer_validate_depth(t, &m) != SKD_OK) {
+    fprintf(stderr, "\nskd-cl train: validation: %s\n", skd_error_last());
+    return 0;
+  }
+  *score = skd_depth_score(m.abs_rel);
+  double before = skd_trainer_best_miou(t);
+  int best = isnan(before) || *score > before;
+  skd_trainer_note_validation(t, *score);
+  long step = skd_trainer_step_count(t);
+  if (!quiet)
+    fprintf(stderr, "%sstep %ld: validation abs rel %.4f, delta<1.25 %.4f, RMS %.4f m%s\n", terminal ? "\r\033[K" : "",
+            step, m.abs_rel, m.delta[0], m.rms, best ? " (best)" : "");
+  fprintf(log, "{\"step\": %ld, \"val_abs_rel\": %.6g, \"val_sq_rel\": %.6g, \"val_rms\": %.6g, \"val_rms_log\": %.6g, "
+          "\"val_log10\": %.6g, \"val_delta1\": %.6g, \"val_delta2\": %.6g, \"val_delta3\": %.6g}\n", step, m.abs_rel,
+          m.sq_rel, m.rms, m.rms_log, m.log10, m.delta[0], m.delta[1], m.delta[2]);
+  if (!log_written(log, dir)) return 0;
+  return best ? save(t, dir, "best.safetensors") : 1;
+}
+
 static int validate(skd_trainer *t, FILE *log, const char *dir, int terminal, int quiet, double *miou) {
+  if (skd_trainer_config(t)->task == SKD_TASK_DEPTH) return validate_depth(t, log, dir, terminal, quiet, miou);
   skd_metrics m;
   if (skd_trainer_validate(t, &m) != SKD_OK) {
     fprintf(stderr, "\nskd-cl train: validation: %s\n", skd_error_last());
@@ -140,9 +163,9 @@ int train_run(skd_context *ctx, const skd_train_config *cfg, const train_run_opt
   if (o->resume) fprintf(log, "{\"resumed_at_step\": %ld}\n", skd_trainer_step_count(t));
   int terminal = !quiet && isatty(fileno(stderr));
   if (!quiet)
-    fprintf(stderr, "%s %s (x%.3g) on %s, %d classes, crop %d, batch %d, steps %ld..%d%s%s\n",
+    fprintf(stderr, "%s %s (x%.3g) on %s, %d %s, crop %d, batch %d, steps %ld..%d%s%s\n",
           c->teacher_path[0] ? "distilling" : "training", c->student.arch, (double)c->student.width, ctx->info.name,
-          c->classes, c->crop, c->batch, skd_trainer_step_count(t), c->steps, c->teacher_path[0] ? " from " : "",
+          c->classes, c->task == SKD_TASK_DEPTH ? "depth bins" : "classes", c->crop, c->batch, skd_trainer_step_count(t), c->steps, c->teacher_path[0] ? " from " : "",
           c->teacher_path);
   if (skd_trainer_init_report(t)) train_log_init(skd_trainer_init_report(t), c->init_path, log, quiet);
   if (skd_trainer_validation_set(t)) cli_warn_duplicates(skd_trainer_validation_set(t), "train");

@@ -77,7 +77,7 @@ static skd_status check_augment(const skd_sample *s, const skd_augment *a) {
   for (int c = 0; c < 3; c++)
     if (!(a->normalize.std[c] > 0.0f))
       return skd_error(SKD_EINVAL, "augment: normalisation std[%d] = %g must be positive", c, a->normalize.std[c]);
-  if (s->h < 1 || s->w < 1 || !s->rgb || !s->label)
+  if (s->h < 1 || s->w < 1 || !s->rgb)
     return skd_error(SKD_EINVAL, "augment: empty sample (%dx%d)", s->w, s->h);
   return SKD_OK;
 }
@@ -90,10 +90,14 @@ static float draw_scale(rng *r, const skd_augment *a) {
   return rng_range(r, a->scale_min, a->scale_max);
 }
 
-skd_status skd_augment_sample(const skd_sample *s, const skd_augment *a, int ignore, uint64_t seed,
-                              uint64_t draw, float *image, uint8_t *label) {
+/* The crop of a sample: labels (uint8, padding `ignore`) or depth (float,
+ * padding 0), whichever out-pointer is given, through the same geometry. */
+static skd_status augment_core(const skd_sample *s, const skd_augment *a, int ignore, uint64_t seed, uint64_t draw,
+                               float *image, uint8_t *label, float *depth) {
   skd_status st = check_augment(s, a);
   if (st != SKD_OK) return st;
+  if ((label && !s->label) || (depth && !s->depth))
+    return skd_error(SKD_EINVAL, "augment: the sample has no %s", label ? "labels" : "depth");
   /* The draws, always in this order: scale, row offset, column offset, mirror. */
   rng r = rng_init(seed, RNG_AUGMENT, draw);
   float f = draw_scale(&r, a);
@@ -128,22 +132,26 @@ skd_status skd_augment_sample(const skd_sample *s, const skd_augment *a, int ign
     int y = y_off + i;
     float *o[3];
     for (int c = 0; c < 3; c++) o[c] = image + (size_t)c * plane + (size_t)i * (size_t)cw;
-    uint8_t *lo = label + (size_t)i * (size_t)cw;
+    uint8_t *lo = label ? label + (size_t)i * (size_t)cw : NULL;
+    float *dout = depth ? depth + (size_t)i * (size_t)cw : NULL;
     if (y >= sh) {
       for (int c = 0; c < 3; c++) memset(o[c], 0, (size_t)cw * sizeof(float));
-      memset(lo, ignore, (size_t)cw);
+      if (lo) memset(lo, ignore, (size_t)cw);
+      for (int j = 0; dout && j < cw; j++) dout[j] = 0.0f;
       continue;
     }
     struct taps yt;
     axis_taps(s->h, sh, y, &yt);
     const uint8_t *r0 = s->rgb + (size_t)yt.i0 * (size_t)s->w * 3;
     const uint8_t *r1 = s->rgb + (size_t)yt.i1 * (size_t)s->w * 3;
-    const uint8_t *lrow = s->label + (size_t)yt.nearest * (size_t)s->w;
+    const uint8_t *lrow = lo ? s->label + (size_t)yt.nearest * (size_t)s->w : NULL;
+    const float *drow = dout ? s->depth + (size_t)yt.nearest * (size_t)s->w : NULL;
     for (int j = 0; j < cw; j++) {
       const struct taps *t = &xt[j];
       if (t->i0 < 0) {
         for (int c = 0; c < 3; c++) o[c][j] = 0.0f;
-        lo[j] = (uint8_t)ignore;
+        if (lo) lo[j] = (uint8_t)ignore;
+        if (dout) dout[j] = 0.0f;
         continue;
       }
       for (int c = 0; c < 3; c++) {
@@ -153,9 +161,20 @@ skd_status skd_augment_sample(const skd_sample *s, const skd_augment *a, int ign
         float v = top + yt.t * (bot - top);
         o[c][j] = (v - mean[c]) * inv[c];
       }
-      lo[j] = lrow[t->nearest];
+      if (lo) lo[j] = lrow[t->nearest];
+      if (dout) dout[j] = drow[t->nearest];
     }
   }
   free(xt);
   return SKD_OK;
+}
+
+skd_status skd_augment_sample(const skd_sample *s, const skd_augment *a, int ignore, uint64_t seed,
+                              uint64_t draw, float *image, uint8_t *label) {
+  return augment_core(s, a, ignore, seed, draw, image, label, NULL);
+}
+
+skd_status skd_augment_depth_sample(const skd_sample *s, const skd_augment *a, uint64_t seed, uint64_t draw,
+                                    float *image, float *depth) {
+  return augment_core(s, a, 0, seed, draw, image, NULL, depth);
 }

@@ -13,7 +13,9 @@ void skd_sample_free(skd_sample *s) {
   if (!s) return;
   free(s->rgb);
   free(s->label);
+  free(s->depth);
   s->rgb = s->label = NULL;
+  s->depth = NULL;
   s->h = s->w = 0;
 }
 

@@ -14,12 +14,19 @@ void skd_batch_free(skd_batch *b) {
   if (!b) return;
   free(b->image);
   free(b->label);
+  free(b->depth);
   free(b->index);
   memset(b, 0, sizeof *b);
 }
 
-static skd_status batch_reserve(skd_batch *b, int n, int h, int w) {
+static skd_status batch_reserve(skd_batch *b, int n, int h, int w, int with_depth) {
   size_t pix = (size_t)n * (size_t)h * (size_t)w;
+  if (with_depth && pix > b->capacity_depth) {
+    float *p = realloc(b->depth, pix * sizeof(float));
+    if (!p) return skd_error(SKD_ENOMEM, "batch: out of host memory for (%d, %d, %d) depths", n, h, w);
+    b->depth = p;
+    b->capacity_depth = pix;
+  }
   if (3 * pix > b->capacity_image) {
     float *p = realloc(b->image, 3 * pix * sizeof(float));
     if (!p) return skd_error(SKD_ENOMEM, "batch: out of host memory for (%d, 3, %d, %d) images", n, h, w);
@@ -72,7 +79,8 @@ static skd_status check_config(const skd_dataset *d, const skd_loader_config *c)
 static skd_status train_batch(const skd_dataset *d, const skd_loader_config *c, uint64_t seed, int64_t k,
                               skd_batch *out) {
   int n = skd_dataset_size(d), ch = c->augment.crop_h, cw = c->augment.crop_w;
-  skd_status st = batch_reserve(out, c->batch, ch, cw);
+  const int depth = c->depth_scale > 0.0f;
+  skd_status st = batch_reserve(out, c->batch, ch, cw, depth);
   if (st != SKD_OK) return st;
   int *perm = malloc((size_t)n * sizeof(int));
   if (!perm) return skd_error(SKD_ENOMEM, "loader: out of host memory");
@@ -89,8 +97,11 @@ static skd_status train_batch(const skd_dataset *d, const skd_loader_config *c, 
     int idx = perm[pos % n];
     out->index[b] = idx;
     skd_sample s;
-    st = skd_dataset_read(d, idx, &s);
-    if (st == SKD_OK)
+    st = depth ? skd_dataset_read_depth(d, idx, c->depth_scale, &s) : skd_dataset_read(d, idx, &s);
+    if (st == SKD_OK && depth)
+      st = skd_augment_depth_sample(&s, &c->augment, seed, (uint64_t)pos, out->image + (size_t)b * 3 * plane,
+                                    out->depth + (size_t)b * plane);
+    else if (st == SKD_OK)
       st = skd_augment_sample(&s, &c->augment, ignore, seed, (uint64_t)pos, out->image + (size_t)b * 3 * plane,
                               out->label + (size_t)b * plane);
     skd_sample_free(&s);
@@ -108,9 +119,11 @@ static skd_status eval_batch(const skd_dataset *d, const skd_loader_config *c, i
   for (int b = 0; b < count && st == SKD_OK; b++) {
     int idx = (int)first + b;
     skd_sample s;
-    if ((st = skd_dataset_read(d, idx, &s)) != SKD_OK) break;
+    const int depth = c->depth_scale > 0.0f;
+    st = depth ? skd_dataset_read_depth(d, idx, c->depth_scale, &s) : skd_dataset_read(d, idx, &s);
+    if (st != SKD_OK) break;
     if (b == 0) {
-      st = batch_reserve(out, count, s.h, s.w);
+      st = batch_reserve(out, count, s.h, s.w, depth);
     } else if (s.h != out->h || s.w != out->w) {
       st = skd_error(SKD_EINVAL, "%s:%d: evaluation batch of %d needs equal image sizes: '%s' is %dx%d, '%s' is "
                      "%dx%d (use batch 1)", skd_dataset_list_path(d), skd_dataset_line(d, idx), c->batch,
@@ -118,7 +131,9 @@ static skd_status eval_batch(const skd_dataset *d, const skd_loader_config *c, i
     }
     if (st == SKD_OK) {
       size_t plane = (size_t)s.h * (size_t)s.w;
-      skd_normalize_sample(&s, &c->augment.normalize, out->image + (size_t)b * 3 * plane, out->label + (size_t)b * plane);
+      skd_normalize_sample(&s, &c->augment.normalize, out->image + (size_t)b * 3 * plane,
+                           depth ? NULL : out->label + (size_t)b * plane);
+      if (depth) memcpy(out->depth + (size_t)b * plane, s.depth, plane * sizeof(float));
       out->index[b] = idx;
     }
     skd_sample_free(&s);

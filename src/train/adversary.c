@@ -18,6 +18,17 @@ struct adversary {
   float *mix_host;
 };
 
+static int depth_input(const struct skd_trainer *t) {
+  return t->cfg.task == SKD_TASK_DEPTH && t->cfg.d_input_depth;
+}
+
+/* The depth map (N, 1, H', W') of bin logits q, from the arena. */
+static skd_status depth_of(struct skd_trainer *t, const skd_tensor *q, skd_tensor *out) {
+  skd_depth_bins b = trainer_depth_bins(&t->cfg);
+  skd_status st = skd_arena_tensor(t->arena, out, q->n, 1, q->h, q->w);
+  return st == SKD_OK ? skd_depth_from_bins(t->ctx, &b, q, out) : st;
+}
+
 skd_status adversary_create(struct skd_trainer *t) {
   const skd_train_config *c = &t->cfg;
   struct adversary *a = calloc(1, sizeof *a);
@@ -27,7 +38,8 @@ skd_status adversary_create(struct skd_trainer *t) {
   int h = 0, w = 0;
   skd_status st = skd_pspnet_output_shape(t->teacher, c->crop, c->crop, &h, &w);
   skd_disc_config dc;
-  skd_disc_config_default(&dc, c->classes, h, w);
+  /* --d-input depth: D sees the one-channel depth map instead of the bins. */
+  skd_disc_config_default(&dc, depth_input(t) ? 1 : c->classes, h, w);
   dc.conv_dim = c->d_width;
   dc.preprocess = (skd_disc_preprocess)c->d_preprocess;
   dc.conditional = c->d_conditional;
@@ -64,7 +76,17 @@ skd_status adversary_generator_term(struct skd_trainer *t, const skd_tensor *ima
   skd_tensor loss = trainer_scalar(t, S_HOLISTIC);
   skd_holistic_config hc = t->adv->hc; /* the student's term ramps up with --distill-warmup; D's own loss does not */
   hc.lambda_d *= t->distill_ramp;
-  return skd_holistic_g_loss(t->ctx, &hc, t->adv->d, t->arena, q_student, conditioning(t, image), dq, &loss);
+  if (!depth_input(t))
+    return skd_holistic_g_loss(t->ctx, &hc, t->adv->d, t->arena, q_student, conditioning(t, image), dq, &loss);
+  /* Through the depth map: D's gradient at the depth, then bins -> depth backward. */
+  skd_tensor depth, ddepth;
+  skd_depth_bins b = trainer_depth_bins(&t->cfg);
+  skd_status st = depth_of(t, q_student, &depth);
+  if (st == SKD_OK) st = skd_arena_tensor(t->arena, &ddepth, depth.n, 1, depth.h, depth.w);
+  if (st == SKD_OK) st = skd_tensor_fill(t->ctx, &ddepth, 0.0f);
+  if (st == SKD_OK) st = skd_holistic_g_loss(t->ctx, &hc, t->adv->d, t->arena, &depth, conditioning(t, image), &ddepth, &loss);
+  if (st == SKD_OK) st = skd_depth_from_bins_backward(t->ctx, &b, q_student, &depth, &ddepth, dq);
+  return st;
 }
 
 skd_status adversary_gradients(struct skd_trainer *t, const skd_tensor *image, const skd_tensor *q_student,
@@ -76,6 +98,13 @@ skd_status adversary_gradients(struct skd_trainer *t, const skd_tensor *image, c
   skd_tensor mix = skd_tensor_view(a->mix.mem, a->mix.offset, n, 1, 1, 1);
   skd_holistic_mix_draw(t->cfg.seed, (uint64_t)t->step, n, a->mix_host);
   skd_status st = skd_tensor_upload(t->ctx, &mix, a->mix_host);
+  skd_tensor ds, dt;
+  if (st == SKD_OK && depth_input(t)) { /* the teacher's depth map is the "real" sample */
+    st = depth_of(t, q_student, &ds);
+    if (st == SKD_OK) st = depth_of(t, q_teacher, &dt);
+    q_student = &ds;
+    q_teacher = &dt;
+  }
   if (st == SKD_OK)
     st = skd_holistic_d_step(t->ctx, &a->hc, a->d, t->arena, q_student, q_teacher, conditioning(t, image), &mix, &terms);
   return st;

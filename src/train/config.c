@@ -15,6 +15,8 @@ static const char *const adv_choices[] = {"wgan-gp", "hinge", NULL};
 static const char *const pixel_norm_choices[] = {"reference", "mean", NULL};
 static const char *const pool_choices[] = {"max", "avg", NULL};
 static const char *const norm_choices[] = {"exact", "detached", NULL};
+static const char *const task_choices[] = {"seg", "depth", NULL};
+static const char *const d_input_choices[] = {"bins", "depth", NULL};
 
 #define F(field) offsetof(skd_train_config, field)
 #define S(field) sizeof(((skd_train_config *)0)->field)
@@ -101,6 +103,16 @@ static const skd_config_field fields[] = {
      "save the last checkpoint every N steps (0: at validation and at the end)"},
     {"log-grad-norms", SKD_FIELD_FLAG, F(log_grad_norms), 0, 0, 0, NULL,
      "log each term's gradient norm at the student's logits and features (JSON log lines)"},
+    {"task", SKD_FIELD_CHOICE, F(task), 0, 0, 0, task_choices,
+     "seg (segmentation, labels) or depth (log10 depth bins, 'image depth' lists; docs/DEPTH.md)"},
+    {"depth-bins", SKD_FIELD_INT, F(depth_bins), 0, 2, 255, NULL,
+     "depth: bins equally spaced in log10 depth (a teacher's must match)"},
+    {"depth-min", SKD_FIELD_FLOAT, F(depth_min), 0, 0.001, 1000, NULL, "depth: the bins' nearest depth, metres"},
+    {"depth-max", SKD_FIELD_FLOAT, F(depth_max), 0, 0.001, 1000, NULL, "depth: the bins' farthest depth, metres"},
+    {"depth-scale", SKD_FIELD_FLOAT, F(depth_scale), 0, 0.001, 1000000, NULL,
+     "depth: PNG units per metre (1000: millimetres, the usual NYUv2 export)"},
+    {"d-input", SKD_FIELD_CHOICE, F(d_input_depth), 0, 0, 0, d_input_choices,
+     "depth: the discriminator sees the bin logits (bins) or the predicted depth map (depth)"},
 };
 
 const skd_config_field *skd_train_config_fields(int *count) {
@@ -135,6 +147,13 @@ void skd_train_config_default(skd_train_config *c) {
   snprintf(c->out_dir, sizeof c->out_dir, "run");
   c->val_every = 0;
   c->log_every = 10;
+  /* Depth: 60 bins (VNL's MobileNetV2 setting; 0.022 log10 units, 5 % of
+   * the depth, per bin over 0.5..10 m), NYUv2's range, millimetre PNGs. */
+  c->task = SKD_TASK_SEG;
+  c->depth_bins = 60;
+  c->depth_min = 0.5f;
+  c->depth_max = 10.0f;
+  c->depth_scale = 1000.0f;
 }
 
 /* The reference code's distillation settings (METHOD.md section 5). */
@@ -222,6 +241,13 @@ skd_status skd_train_config_validate(const skd_train_config *c) {
   if (!c->out_dir[0]) return skd_error(SKD_EINVAL, "--out must name a directory");
   if (c->unlabeled_list[0] && !c->teacher_path[0])
     return skd_error(SKD_EINVAL, "--unlabeled-list needs --teacher: unlabeled images get only the distillation terms");
+  if (c->depth_max <= c->depth_min)
+    return skd_error(SKD_EINVAL, "--depth-max %g must be larger than --depth-min %g", c->depth_max, c->depth_min);
+  if (c->task == SKD_TASK_DEPTH && c->pixel_mask_ignore)
+    return skd_error(SKD_EINVAL, "--pixel-mask needs labels: it does not apply to --task depth");
+  if (c->task == SKD_TASK_DEPTH && c->d_input_depth && c->d_conditional)
+    return skd_error(SKD_EINVAL, "--d-input depth cannot be combined with --d-conditional (a softmax over one "
+                     "channel is constant): use --d-input bins for a conditional discriminator");
   return SKD_OK;
 }
 

@@ -94,6 +94,7 @@ static skd_status phase_end(const skd_trainer *t, skd_step_report *r, int phase,
   return st;
 }
 
+/* miou: the validation score, higher is better (depth: 1 / (1 + abs rel)). */
 void skd_trainer_note_validation(skd_trainer *t, double miou) {
   if (isnan(t->best_miou) || miou > t->best_miou) t->best_miou = miou;
 }
@@ -101,7 +102,11 @@ void skd_trainer_note_validation(skd_trainer *t, double miou) {
 static skd_status open_data(skd_trainer *t) {
   const skd_train_config *c = &t->cfg;
   const char *dir = c->data_dir[0] ? c->data_dir : NULL;
-  skd_status st = skd_label_map_preset(&t->map, c->preset, c->classes);
+  const int depth = c->task == SKD_TASK_DEPTH;
+  /* Depth: the network's classes are the bins; the list's second column is
+   * a depth PNG (the label map only carries the count). */
+  skd_status st = depth ? skd_label_map_preset(&t->map, "generic", c->depth_bins)
+                        : skd_label_map_preset(&t->map, c->preset, c->classes);
   if (st == SKD_OK) st = skd_dataset_open(&t->train_set, c->train_list, dir, &t->map);
   if (st == SKD_OK && c->val_list[0]) st = skd_dataset_open(&t->val_set, c->val_list, dir, &t->map);
   if (st != SKD_OK) return st;
@@ -116,7 +121,9 @@ static skd_status open_data(skd_trainer *t) {
   lc.augment.scale_step = c->scale_step;
   lc.augment.mirror = c->mirror;
   if (c->imagenet_norm) skd_normalize_imagenet(&lc.augment.normalize);
+  lc.depth_scale = depth ? c->depth_scale : 0.0f;
   st = skd_loader_create(&t->loader, t->train_set, &lc, c->seed);
+  lc.depth_scale = 0.0f; /* unlabeled images: no depth to read */
   t->rows = c->batch;
   if (st != SKD_OK || !c->unlabeled_list[0]) return st;
   /* The unlabeled images: the same augmentation, their own order and draws. */
@@ -125,6 +132,11 @@ static skd_status open_data(skd_trainer *t) {
   t->rows += lc.batch;
   if (st == SKD_OK) st = skd_loader_create(&t->unlabeled_loader, t->unlabeled_set, &lc, c->seed ^ 0x0A1AB1EDULL);
   return st;
+}
+
+skd_depth_bins trainer_depth_bins(const skd_train_config *c) {
+  skd_depth_bins b = {c->depth_bins, c->depth_min, c->depth_max};
+  return b;
 }
 
 skd_status trainer_network_config(const skd_net_config *net, int classes, int with_grad, uint64_t seed,
@@ -151,6 +163,13 @@ static skd_status open_teacher(skd_trainer *t) {
     return skd_error(st, "teacher: %s", msg);
   }
   if (found) t->cfg.teacher = stored.student;
+  const skd_train_config *c = &t->cfg;
+  if (found && (stored.task != c->task || (c->task == SKD_TASK_DEPTH && (stored.depth_min != c->depth_min ||
+                                                                          stored.depth_max != c->depth_max))))
+    return skd_error(SKD_EINVAL, "teacher %s: trained for --task %s%s, this run is --task %s over %g..%g m "
+                     "(the bins must mean the same depths)", c->teacher_path, stored.task ? "depth" : "seg",
+                     stored.task ? " with other --depth-min/--depth-max" : "", c->task ? "depth" : "seg",
+                     (double)c->depth_min, (double)c->depth_max);
   return SKD_OK;
 }
 
@@ -260,8 +279,11 @@ static skd_status upload_batch(skd_trainer *t, const skd_batch *b, const skd_bat
     skd_tensor part = skd_tensor_view(image->mem, image->offset + (size_t)b->n * 3 * plane, u->n, 3, b->h, b->w);
     st = skd_tensor_upload(t->ctx, &part, u->image);
   }
-  for (size_t i = 0; i < (size_t)b->n * plane; i++) t->label_host[i] = (float)b->label[i];
-  for (size_t i = (size_t)b->n * plane; i < (size_t)rows * plane; i++) t->label_host[i] = (float)t->map.ignore;
+  /* Depth: metres, 0 (missing) for the unlabeled rows. */
+  const int depth = t->cfg.task == SKD_TASK_DEPTH;
+  for (size_t i = 0; i < (size_t)b->n * plane; i++) t->label_host[i] = depth ? b->depth[i] : (float)b->label[i];
+  for (size_t i = (size_t)b->n * plane; i < (size_t)rows * plane; i++)
+    t->label_host[i] = depth ? 0.0f : (float)t->map.ignore;
   if (st == SKD_OK) st = skd_arena_tensor(t->arena, labels, rows, 1, b->h, b->w);
   if (st == SKD_OK) st = skd_tensor_upload(t->ctx, labels, t->label_host);
   if (st != SKD_OK || !t->cfg.pixel_mask_ignore) return st;
@@ -286,6 +308,13 @@ static skd_status task_term(skd_trainer *t, const skd_tensor *logits, const skd_
   skd_status st = skd_arena_tensor(t->arena, &up, logits->n, logits->c, labels->h, labels->w);
   if (st == SKD_OK) st = skd_arena_tensor(t->arena, &dup, logits->n, logits->c, labels->h, labels->w);
   if (st == SKD_OK) st = skd_resize_bilinear_forward(t->ctx, logits, &up);
+  if (t->cfg.task == SKD_TASK_DEPTH) { /* the bins' soft-target cross-entropy against depth in metres */
+    skd_depth_bins bins = trainer_depth_bins(&t->cfg);
+    if (st == SKD_OK) st = skd_tensor_fill(t->ctx, &dup, 0.0f);
+    if (st == SKD_OK) st = skd_depth_loss(t->ctx, &bins, &up, labels, weight, &dup, &l);
+    if (st == SKD_OK) st = skd_resize_bilinear_backward(t->ctx, &dup, dlogits);
+    return st;
+  }
   if (st == SKD_OK) st = skd_cross_entropy_forward(t->ctx, &up, labels, ignore, &l, &c);
   if (st == SKD_OK) st = skd_tensor_fill(t->ctx, &dup, 0.0f);
   if (st == SKD_OK) st = skd_cross_entropy_backward(t->ctx, &up, labels, ignore, &c, weight, &dup);
@@ -426,6 +455,8 @@ skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
 
 skd_status skd_trainer_validate(skd_trainer *t, skd_metrics *m) {
   if (!t->val_set) return skd_error(SKD_EINVAL, "validation needs --val-list");
+  if (t->cfg.task == SKD_TASK_DEPTH)
+    return skd_error(SKD_EINVAL, "a --task depth run is validated with skd_trainer_validate_depth");
   skd_eval_options opt;
   skd_eval_options_default(&opt);
   if (t->cfg.imagenet_norm) skd_normalize_imagenet(&opt.normalize);

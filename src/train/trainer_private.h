@@ -44,6 +44,8 @@ struct skd_trainer {
 };
 
 skd_tensor trainer_scalar(const struct skd_trainer *t, enum scalar_slot s);
+/* trainer.c: the depth bins of a run's configuration. */
+skd_depth_bins trainer_depth_bins(const skd_train_config *c);
 
 /* trainer.c: the PSPNet config of a network for `classes` classes. */
 skd_status trainer_network_config(const skd_net_config *net, int classes, int with_grad, uint64_t seed,

@@ -116,6 +116,10 @@ def images():
     save("grey.jpg", rgb.convert("L"), quality=90)
     put("image", "rgb.ppm", b"P6\n# comment\n6 5\n255\n" + rgb.tobytes())
     put("image", "grey.pgm", b"P5 6 5 255\n" + rgb.convert("L").tobytes())
+    # 16-bit grey: a depth map in millimetres, 0 = missing.
+    depth = Image.new("I;16", (6, 5))
+    depth.putdata([0 if i % 7 == 0 else 500 + 331 * i for i in range(30)])
+    save("depth16.png", depth)
     # 16-bit RGB, written by hand (Pillow writes 16-bit only for grey).
     raw = b"".join(b"\x00" + bytes(range(r * 24, r * 24 + 24)) for r in range(2))
     ihdr = struct.pack(">IIBBBBB", 4, 2, 16, 2, 0, 0, 0)

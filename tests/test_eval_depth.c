@@ -128,11 +128,23 @@ START_TEST(png16_errors) {
   ck_assert_msg(strstr(skd_error_last(), "junk.png") && strstr(skd_error_last(), "16-bit"), "%s", skd_error_last());
   ck_assert_int_eq(skd_depth_png_read(tmp_path("none.png"), 1000.0f, &d, &w, &h), SKD_EIO);
   ck_assert_msg(strstr(skd_error_last(), "none.png"), "%s", skd_error_last());
-  /* An 8-bit PNG is refused (stb would widen it to v * 257). */
+  /* An 8-bit PNG is refused (its values would need a guessed scale). */
   const uint8_t grey[4] = {1, 2, 3, 4};
   CK_OK(skd_png_write(tmp_path("g8.png"), grey, 2, 2, 1));
   ck_assert_int_eq(skd_depth_png_read(tmp_path("g8.png"), 1000.0f, &d, &w, &h), SKD_EFORMAT);
   ck_assert_msg(strstr(skd_error_last(), "8 bits"), "%s", skd_error_last());
+  /* A damaged file is an error (the strict decoder): the last IDAT byte flipped. */
+  const float dep[6] = {1.0f, 2.5f, 0.0f, 4.0f, 0.75f, 9.0f};
+  CK_OK(skd_depth_png_write(tmp_path("cut.png"), dep, 3, 2, 1000.0f));
+  fp = fopen(tmp_path("cut.png"), "r+b");
+  fseek(fp, -13, SEEK_END); /* IEND is 12 bytes: this is IDAT's CRC */
+  const int byte = fgetc(fp);
+  fseek(fp, -13, SEEK_END);
+  fputc(0x5a ^ byte, fp);
+  fclose(fp);
+  ck_assert_int_eq(skd_depth_png_read(tmp_path("cut.png"), 1000.0f, &d, &w, &h), SKD_EFORMAT);
+  ck_assert_msg(strstr(skd_error_last(), "cut.png") && strstr(skd_error_last(), "cannot decode"), "%s",
+                skd_error_last());
   /* A failed write leaves no file. */
   const float one = 1.0f;
   ck_assert_int_ne(skd_depth_png_write(tmp_path("no/dir/x.png"), &one, 1, 1, 1000.0f), SKD_OK);

@@ -78,7 +78,16 @@ static skd_status decode_png(const uint8_t *data, size_t size, skd_decode_mode m
   png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
   int depth = png_get_bit_depth(png, info), type = png_get_color_type(png, info);
   if (!size_ok((long)w, (long)h, why, why_size)) goto fail;
-  if (mode == SKD_DECODE_LABEL) {
+  if (mode == SKD_DECODE_GREY16) {
+    /* Depth in fixed units: an 8-bit file would need a guessed scale. */
+    if (depth != 16 || type != PNG_COLOR_TYPE_GRAY) {
+      snprintf(why, why_size, "%d bits per sample, %s: expected a 16-bit grey PNG", depth,
+               type == PNG_COLOR_TYPE_GRAY ? "grey" : "colour");
+      goto fail;
+    }
+    const uint16_t one = 1;
+    if (*(const uint8_t *)&one) png_set_swap(png); /* PNG samples are big-endian; uint16_t here is not */
+  } else if (mode == SKD_DECODE_LABEL) {
     if (depth == 16) {
       snprintf(why, why_size, "16 bits per channel: a label must be an 8-bit PNG");
       goto fail;
@@ -95,20 +104,22 @@ static skd_status decode_png(const uint8_t *data, size_t size, skd_decode_mode m
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
   int channels = png_get_channels(png, info);
-  if (png_get_bit_depth(png, info) != 8 || png_get_rowbytes(png, info) != (size_t)w * (size_t)channels ||
+  const int bytes = mode == SKD_DECODE_GREY16 ? 2 : 1;
+  if (png_get_bit_depth(png, info) != 8 * bytes ||
+      png_get_rowbytes(png, info) != (size_t)w * (size_t)channels * (size_t)bytes ||
       (mode == SKD_DECODE_RGB && channels != 3)) {
     snprintf(why, why_size, "unexpected layout after conversion (%d channels, %d bits)", channels,
              png_get_bit_depth(png, info));
     goto fail;
   }
-  px = malloc((size_t)w * h * (size_t)channels);
+  px = malloc((size_t)w * h * (size_t)channels * (size_t)bytes);
   rows = malloc(sizeof(png_bytep) * h);
   if (!px || !rows) {
     snprintf(why, why_size, "out of host memory for %ux%u pixels", (unsigned)w, (unsigned)h);
     st = SKD_ENOMEM;
     goto fail;
   }
-  for (png_uint_32 y = 0; y < h; y++) rows[y] = px + (size_t)y * w * (size_t)channels;
+  for (png_uint_32 y = 0; y < h; y++) rows[y] = px + (size_t)y * w * (size_t)channels * (size_t)bytes;
   png_read_image(png, rows);
   png_read_end(png, NULL); /* through IEND: its absence, or a bad CRC after IDAT, is an error */
   png_destroy_read_struct(&png, &info, NULL);
@@ -261,6 +272,10 @@ skd_status skd_image_decode(const uint8_t *data, size_t size, skd_decode_mode mo
   memset(out, 0, sizeof *out);
   if (why_size) why[0] = '\0';
   if (size >= 8 && memcmp(data, png_sig, 8) == 0) return decode_png(data, size, mode, out, why, why_size);
+  if (mode == SKD_DECODE_GREY16) {
+    snprintf(why, why_size, "not a PNG file (no PNG signature): expected a 16-bit grey PNG");
+    return SKD_EFORMAT;
+  }
   if (mode == SKD_DECODE_LABEL) {
     /* JPEG compression would invent class ids at edges. */
     snprintf(why, why_size, "not a PNG file (no PNG signature): labels must be 8-bit PNGs");

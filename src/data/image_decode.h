@@ -12,11 +12,12 @@
 
 typedef enum skd_decode_mode {
   SKD_DECODE_RGB,  /* PNG, JPEG, PPM/PGM -> 8-bit RGB (grey expanded, alpha dropped, 16 -> 8 bits) */
-  SKD_DECODE_LABEL /* 8-bit PNG only, stored channels; a paletted PNG gives its indices (1 channel) */
+  SKD_DECODE_LABEL, /* 8-bit PNG only, stored channels; a paletted PNG gives its indices (1 channel) */
+  SKD_DECODE_GREY16 /* 16-bit grey PNG only (depth maps): px holds native-endian uint16_t, 1 channel */
 } skd_decode_mode;
 
 typedef struct skd_decoded {
-  uint8_t *px; /* (h, w, channels), malloc'ed: free() it */
+  uint8_t *px; /* (h, w, channels) samples of 1 byte (2 for SKD_DECODE_GREY16), malloc'ed: free() it */
   int w, h, channels;
 } skd_decoded;
 

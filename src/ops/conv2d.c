@@ -226,17 +226,19 @@ static void arg_sizes(skd_args *a, const struct geom *g, const skd_conv2d_params
  * work-item (input channels per work-item in conv2d_cv_bwd_w). */
 #define CV_CHANNELS 16
 #define CV_PIXELS 8
+/* Pixel strips per work-group of the vec forward (cv_forward). */
+#define CV_GROUP 4
 
 /* Channel vectors per work-item of the vec forward: two (conv2d_cv2_fwd)
- * for 1x1 layers with Cout over one vector, one otherwise. Two halve the
- * loads per FMA; on this project's machine that paid for 1x1 layers (10-15 %)
- * and lost 25-40 % on 3x3 ones (docs/PERFORMANCE.md; `skd-cl bench
+ * once Cout fills more than one. Two halve the loads per FMA: with work-groups
+ * of CV_GROUP strips, 3x3 layers of paper-small went 1.3-1.6x faster on
+ * this project's machine, 1x1 ones 0-8 % (docs/PERFORMANCE.md; `skd-cl bench
  * --kernels --only conv` times both). SKD_CONV_VEC_VECTORS=1 or 2 forces
  * one, to compare: the same bits either way. */
 static int cv_vectors(const struct geom *g) {
   const char *env = getenv("SKD_CONV_VEC_VECTORS");
   if (env && (strcmp(env, "1") == 0 || strcmp(env, "2") == 0)) return env[0] - '0';
-  return g->k == g->cin && g->cout > CV_CHANNELS ? 2 : 1; /* k: cin * kh * kw */
+  return g->cout > CV_CHANNELS ? 2 : 1;
 }
 
 /* Cout rounded up to whole blocks of the forward's work-items: the
@@ -395,8 +397,13 @@ static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const
   skd_arg_tensor(&a, bias ? bias : weight); /* any valid buffer when there is no bias */
   skd_arg_int(&a, plan.parts == 1 && accumulate);
   skd_arg_tensor(&a, &out);
-  size_t local[3] = {1, 1, 1}; /* one work-item's registers are the block: nothing to share */
-  size_t global[3] = {((size_t)g->n * (size_t)g->plane + CV_PIXELS - 1) / CV_PIXELS, (size_t)(cpad / CV_CHANNELS / nv),
+  /* A work-group of CV_GROUP neighbouring strips (whose windows overlap)
+   * runs on one core: with two vectors, groups of one item ran 25-40 %
+   * slower than one vector on 3x3 layers, groups of 4 or 8 1.3-1.6x faster.
+   * Items past the end return at once. */
+  size_t strips = ((size_t)g->n * (size_t)g->plane + CV_PIXELS - 1) / CV_PIXELS;
+  size_t local[3] = {CV_GROUP, 1, 1};
+  size_t global[3] = {(strips + CV_GROUP - 1) / CV_GROUP * CV_GROUP, (size_t)(cpad / CV_CHANNELS / nv),
                       (size_t)plan.parts};
   skd_profile_work(ctx, name, conv_flops(g), 0);
   st = skd_launch(ctx, &a, 3, global, local);

@@ -434,6 +434,26 @@ __kernel void conv2d_cv2_fwd(const int n, const int cin, const int h, const int 
                      AT(bias), accumulate, AT(y));
 }
 
+/* Two channel vectors per work-item for 1x1 kernels: kh = kw = 1 as
+ * constants, so the tap loop is the input-channel loop alone. */
+__kernel void conv2d_cv2_fwd_1x1(const int n, const int cin, const int h, const int w, const int cout,
+                                 const int ho, const int wo, GEOMETRY, CTENSOR(x), CTENSOR(wt), const int cpad,
+                                 const int ci_chunk, const int has_bias, CTENSOR(bias), const int accumulate,
+                                 TENSOR(y)) {
+  conv2d_cv_fwd_body(2, n, cin, h, w, cout, ho, wo, 1, 1, sh, sw, dh, dw, AT(x), AT(wt), cpad, ci_chunk, has_bias,
+                     AT(bias), accumulate, AT(y));
+}
+
+/* Two channel vectors per work-item for 3x3 kernels (kh = kw = 3 as
+ * constants: the tap loops unroll). */
+__kernel void conv2d_cv2_fwd_3x3(const int n, const int cin, const int h, const int w, const int cout,
+                                 const int ho, const int wo, GEOMETRY, CTENSOR(x), CTENSOR(wt), const int cpad,
+                                 const int ci_chunk, const int has_bias, CTENSOR(bias), const int accumulate,
+                                 TENSOR(y)) {
+  conv2d_cv_fwd_body(2, n, cin, h, w, cout, ho, wo, 3, 3, sh, sw, dh, dw, AT(x), AT(wt), cpad, ci_chunk, has_bias,
+                     AT(bias), accumulate, AT(y));
+}
+
 /* y = sum over the parts p of part[p] (+ bias) (y += with accumulate): the
  * partial sums of conv2d_cv_fwd over input-channel chunks, in a fixed order. */
 __kernel void conv2d_cv_sum_parts(const int n, const int cout, const int plane, const int parts, CTENSOR(part),

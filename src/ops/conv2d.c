@@ -241,6 +241,16 @@ static int cv_vectors(const struct geom *g) {
   return g->cout > CV_CHANNELS ? 2 : 1;
 }
 
+/* The vec forward kernel: with two vectors, 1x1 and 3x3 layers get kernels
+ * with the kernel size as a constant (the tap loops unroll: 1.1-1.2x on 3x3
+ * layers, about 2x on 1x1 ones, docs/PERFORMANCE.md). */
+static const char *cv_kernel_name(const skd_conv2d_params *p, int nv) {
+  if (nv == 1) return "conv2d_cv_fwd";
+  if (p->kh == 1 && p->kw == 1) return "conv2d_cv2_fwd_1x1";
+  if (p->kh == 3 && p->kw == 3) return "conv2d_cv2_fwd_3x3";
+  return "conv2d_cv2_fwd";
+}
+
 /* Cout rounded up to whole blocks of the forward's work-items: the
  * transposed weights' row length. */
 static int cv_padded_cout(const struct geom *g) {
@@ -375,7 +385,7 @@ static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const
   size_t wt_floats = kept ? 0 : plan.wt; /* in the workspace */
   if (st == SKD_OK) st = skd_workspace_get(ctx, (used + wt_floats + plan.xp + plan.part) * sizeof(float), &ws);
   int nv = cv_vectors(g);
-  const char *name = nv == 2 ? "conv2d_cv2_fwd" : "conv2d_cv_fwd";
+  const char *name = cv_kernel_name(p, nv);
   if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", name, &k);
   if (st == SKD_OK && plan.parts > 1) st = skd_kernel_get(ctx, "conv", "conv2d_cv_sum_parts", &ks);
   if (st != SKD_OK) return st;

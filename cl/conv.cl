@@ -363,12 +363,21 @@ __kernel void conv2d_direct_bwd_w(const int n, const int cin, const int h, const
 #define CVEC CONV_CAT(float, CONV_CVW)
 #define CVLOAD CONV_CAT(vload, CONV_CVW)
 #define CVSTORE CONV_CAT(vstore, CONV_CVW)
-__kernel void conv2d_cv_fwd(const int n, const int cin, const int h, const int w, const int cout, const int ho,
-                            const int wo, GEOMETRY, CTENSOR(x), CTENSOR(wt), const int cpad, const int ci_chunk,
-                            const int has_bias, CTENSOR(bias), const int accumulate, TENSOR(y)) {
+/* The body of the conv2d_cv_fwd kernels: NV channel vectors (NV *
+ * CONV_CVW output channels) per work-item, NV a constant after inlining.
+ * Each tap then loads NV weight vectors and CONV_CPX broadcast inputs for
+ * NV * CONV_CPX FMAs: with NV = 2 the loads no longer bound the FMA rate on
+ * a CPU that does two loads and two FMAs a cycle. Every output sums its
+ * taps in the same order whatever NV: the same bits. */
+static inline void conv2d_cv_fwd_body(const int nv, const int n, const int cin, const int h, const int w,
+                                      const int cout, const int ho, const int wo, const int kh, const int kw,
+                                      const int sh, const int sw, const int dh, const int dw,
+                                      __global const float *x, __global const float *wt, const int cpad,
+                                      const int ci_chunk, const int has_bias, __global const float *bias,
+                                      const int accumulate, __global float *y) {
   const int plane = ho * wo, total = n * plane;
   const int p0 = get_global_id(0) * CONV_CPX;
-  const int co0 = get_global_id(1) * CONV_CVW;
+  const int co0 = get_global_id(1) * CONV_CVW * nv;
   const int part = get_global_id(2), ci0 = part * ci_chunk, ci1 = min(cin, ci0 + ci_chunk);
   if (p0 >= total) return;
   int corner[CONV_CPX], out_at[CONV_CPX]; /* input window corner; output offset at channel 0 */
@@ -377,29 +386,72 @@ __kernel void conv2d_cv_fwd(const int n, const int cin, const int h, const int w
     corner[q] = s * cin * h * w + (p / wo) * sh * w + (p % wo) * sw;
     out_at[q] = s * cout * plane + p;
   }
-  CVEC acc[CONV_CPX];
-  _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) acc[q] = (CVEC)(0.0f);
-  __global const float *xc = AT(x) + ci0 * h * w;
-  __global const float *wp = AT(wt) + ci0 * kh * kw * cpad + co0;
+  CVEC acc[2][CONV_CPX];
+  _Pragma("unroll") for (int v = 0; v < nv; v++) _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) acc[v][q] =
+      (CVEC)(0.0f);
+  __global const float *xc = x + ci0 * h * w;
+  __global const float *wp = wt + ci0 * kh * kw * cpad + co0;
   for (int ci = ci0; ci < ci1; ci++, xc += h * w) {
     for (int ky = 0; ky < kh; ky++) {
       for (int kx = 0; kx < kw; kx++, wp += cpad) {
-        const CVEC wv = CVLOAD(0, wp);
+        CVEC wv[2];
+        _Pragma("unroll") for (int v = 0; v < nv; v++) wv[v] = CVLOAD(v, wp);
         __global const float *xt = xc + ky * dh * w + kx * dw;
-        _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) acc[q] = fma((CVEC)(xt[corner[q]]), wv, acc[q]);
+        _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) {
+          const CVEC xv = (CVEC)(xt[corner[q]]);
+          _Pragma("unroll") for (int v = 0; v < nv; v++) acc[v][q] = fma(xv, wv[v], acc[v][q]);
+        }
       }
     }
   }
   const int nq = min(CONV_CPX, total - p0);
-  float out[CONV_CPX][CONV_CVW];
-  _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) CVSTORE(acc[q], 0, out[q]);
-  for (int j = 0; j < CONV_CVW; j++) {
-    const int co = co0 + j;
-    if (co >= cout) break;
-    const float b = has_bias ? AT(bias)[co] : 0.0f;
-    __global float *dst = AT(y) + part * cout * total + co * plane;
-    for (int q = 0; q < nq; q++) dst[out_at[q]] = (accumulate ? dst[out_at[q]] : 0.0f) + out[q][j] + b;
+  for (int v = 0; v < nv; v++) {
+    float out[CONV_CPX][CONV_CVW];
+    _Pragma("unroll") for (int q = 0; q < CONV_CPX; q++) CVSTORE(acc[v][q], 0, out[q]);
+    for (int j = 0; j < CONV_CVW; j++) {
+      const int co = co0 + v * CONV_CVW + j;
+      if (co >= cout) break;
+      const float b = has_bias ? bias[co] : 0.0f;
+      __global float *dst = y + part * cout * total + co * plane;
+      for (int q = 0; q < nq; q++) dst[out_at[q]] = (accumulate ? dst[out_at[q]] : 0.0f) + out[q][j] + b;
+    }
   }
+}
+
+/* One channel vector per work-item. */
+__kernel void conv2d_cv_fwd(const int n, const int cin, const int h, const int w, const int cout, const int ho,
+                            const int wo, GEOMETRY, CTENSOR(x), CTENSOR(wt), const int cpad, const int ci_chunk,
+                            const int has_bias, CTENSOR(bias), const int accumulate, TENSOR(y)) {
+  conv2d_cv_fwd_body(1, n, cin, h, w, cout, ho, wo, kh, kw, sh, sw, dh, dw, AT(x), AT(wt), cpad, ci_chunk, has_bias,
+                     AT(bias), accumulate, AT(y));
+}
+
+/* Two channel vectors per work-item (cpad a multiple of 2 * CONV_CVW). */
+__kernel void conv2d_cv2_fwd(const int n, const int cin, const int h, const int w, const int cout, const int ho,
+                             const int wo, GEOMETRY, CTENSOR(x), CTENSOR(wt), const int cpad, const int ci_chunk,
+                             const int has_bias, CTENSOR(bias), const int accumulate, TENSOR(y)) {
+  conv2d_cv_fwd_body(2, n, cin, h, w, cout, ho, wo, kh, kw, sh, sw, dh, dw, AT(x), AT(wt), cpad, ci_chunk, has_bias,
+                     AT(bias), accumulate, AT(y));
+}
+
+/* Two channel vectors per work-item for 1x1 kernels: kh = kw = 1 as
+ * constants, so the tap loop is the input-channel loop alone. */
+__kernel void conv2d_cv2_fwd_1x1(const int n, const int cin, const int h, const int w, const int cout,
+                                 const int ho, const int wo, GEOMETRY, CTENSOR(x), CTENSOR(wt), const int cpad,
+                                 const int ci_chunk, const int has_bias, CTENSOR(bias), const int accumulate,
+                                 TENSOR(y)) {
+  conv2d_cv_fwd_body(2, n, cin, h, w, cout, ho, wo, 1, 1, sh, sw, dh, dw, AT(x), AT(wt), cpad, ci_chunk, has_bias,
+                     AT(bias), accumulate, AT(y));
+}
+
+/* Two channel vectors per work-item for 3x3 kernels (kh = kw = 3 as
+ * constants: the tap loops unroll). */
+__kernel void conv2d_cv2_fwd_3x3(const int n, const int cin, const int h, const int w, const int cout,
+                                 const int ho, const int wo, GEOMETRY, CTENSOR(x), CTENSOR(wt), const int cpad,
+                                 const int ci_chunk, const int has_bias, CTENSOR(bias), const int accumulate,
+                                 TENSOR(y)) {
+  conv2d_cv_fwd_body(2, n, cin, h, w, cout, ho, wo, 3, 3, sh, sw, dh, dw, AT(x), AT(wt), cpad, ci_chunk, has_bias,
+                     AT(bias), accumulate, AT(y));
 }
 
 /* y = sum over the parts p of part[p] (+ bias) (y += with accumulate): the

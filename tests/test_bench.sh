@@ -46,7 +46,8 @@ awk '$6 ~ /^[0-9.]+%$/ {found = 1} END {exit !found}' "$WORK/whole.err" ||
 cat "$WORK/kern.out"
 for text in "copy        " "peak FMA: " "median ms" "% copy" "% peak" "copy kernel (float)" "copy kernel (float4)" \
   "clEnqueueCopyBuffer" "softmax_kl fwd (value)" "softmax_kl fwd+bwd (grad)" "pair default fwd " "pair default fwd+bwd" \
-  "pair node2 r1 fwd " "pair node2 r1 fwd+bwd" "softmax_rows fwd" "softmax_rows bwd" "batchnorm train fwd" "batchnorm train bwd"; do
+  "pair node2 r1 fwd " "pair node2 r1 fwd+bwd" "softmax_rows fwd" "softmax_rows bwd" "batchnorm train fwd" "batchnorm train bwd" \
+  "conv vec fwd, 16 channels" "conv vec fwd, 32 channels"; do
   has "$WORK/kern.out" "$text"
 done
 "$SKD" bench --kernels --size small --steps 1 --warmup 0 --json >"$WORK/kjson.out" 2>"$WORK/kjson.err" ||

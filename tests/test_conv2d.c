@@ -137,6 +137,39 @@ START_TEST(chunked_batch) {
 }
 END_TEST
 
+/* The vec forward with one or two channel vectors per work-item
+ * (SKD_CONV_VEC_VECTORS; two take a kernel of their own for 1x1, for 3x3 and
+ * for any other size): each against the reference (forward, and dx as a
+ * forward over dy), on channel counts that leave the second vector partly
+ * or wholly padding, and the same bits from both. */
+START_TEST(vec_vectors) {
+  const struct conv_case vcases[] = {
+      {"2x6x9x7 k3p1 c40", 2, 6, 9, 7, 40, {3, 3, 1, 1, 1, 1, 1, 1, SKD_CONV2D_VEC}, 1},
+      {"1x33x11x10 k3s2p2d2 c37", 1, 33, 11, 10, 37, {3, 3, 2, 2, 2, 2, 2, 2, SKD_CONV2D_VEC}, 0},
+      {"2x35x5x7 k1 c64", 2, 35, 5, 7, 64, {1, 1, 1, 1, 0, 0, 1, 1, SKD_CONV2D_VEC}, 1},
+      {"1x48x7x9 k3p4d4 c17", 1, 48, 7, 9, 17, {3, 3, 1, 1, 4, 4, 4, 4, SKD_CONV2D_VEC}, 0},
+      /* Neither 1x1 nor 3x3: the two-vector kernel without a constant size. */
+      {"2x5x8x9 k4s2p1 c20", 2, 5, 8, 9, 20, {4, 4, 2, 2, 1, 1, 1, 1, SKD_CONV2D_VEC}, 1},
+      {"1x7x8x7 k3x2 mixed c33", 1, 7, 8, 7, 33, {3, 2, 2, 1, 1, 0, 1, 2, SKD_CONV2D_VEC}, 0},
+      {"2x9x7x6 k1s2 c18", 2, 9, 7, 6, 18, {1, 1, 2, 2, 0, 0, 1, 1, SKD_CONV2D_VEC}, 1},
+  };
+  for (size_t i = 0; i < sizeof vcases / sizeof vcases[0]; i++) {
+    const struct conv_case *c = &vcases[i];
+    struct conv_data d;
+    setup_case(&d, c);
+    float *y[2];
+    for (int v = 0; v < 2; v++) {
+      setenv("SKD_CONV_VEC_VECTORS", v == 0 ? "1" : "2", 1);
+      run_case(c);
+      CK_OK(skd_conv2d_forward(T, &c->p, &d.tx, &d.tw, c->bias ? &d.tb : NULL, &d.ty));
+      y[v] = dev_fetch(&d.ty);
+    }
+    unsetenv("SKD_CONV_VEC_VECTORS");
+    ck_assert_msg(memcmp(y[0], y[1], d.ny * sizeof(float)) == 0, "%s: one and two vectors differ", c->name);
+  }
+}
+END_TEST
+
 /* Finite differences of L = sum dy * conv(x, W, b) with respect to one of
  * x, W, b; the others stay on the device. Convolution is linear in each,
  * so a large step only costs rounding. */
@@ -363,6 +396,7 @@ int main(void) {
   TCase *tc = support_tcase("conv2d");
   tcase_add_test(tc, against_reference);
   tcase_add_test(tc, chunked_batch);
+  tcase_add_test(tc, vec_vectors);
   tcase_add_test(tc, finite_differences);
   tcase_add_test(tc, deterministic);
   tcase_add_test(tc, frozen_weights);

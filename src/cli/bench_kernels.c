@@ -30,7 +30,7 @@ struct row {
 };
 
 struct table {
-  struct row rows[24];
+  struct row rows[40];
   int count;
   int runs, warmup;
   double peak_gflops; /* bench_peak_fma's; 0: not measured */
@@ -451,6 +451,68 @@ static double best_copy(const struct table *tab) {
   return best;
 }
 
+/* ---- the vec convolution forward ---- */
+
+/* Layer shapes of paper-small at crop 128 (large: the profile's heaviest
+ * forward shapes, docs/PERFORMANCE.md) or small ones (the quick check):
+ * n, cin, h, w, cout, kernel, dilation (= padding: the size is kept). */
+struct conv_shape {
+  int n, cin, h, w, cout, k, dil;
+};
+
+static const struct conv_shape conv_large[] = {
+    {2, 4096, 17, 17, 512, 3, 1}, {2, 512, 17, 17, 512, 3, 4},  {2, 256, 17, 17, 256, 3, 2},
+    {2, 256, 17, 17, 1024, 1, 1}, {2, 1024, 17, 17, 256, 1, 1},
+};
+static const struct conv_shape conv_small[] = {{1, 24, 9, 9, 40, 3, 2}, {1, 24, 9, 9, 40, 1, 1}};
+
+struct conv_state {
+  skd_conv2d_params p;
+  skd_tensor x, w, y;
+};
+
+static skd_status run_conv_fwd(skd_context *ctx, void *p) {
+  struct conv_state *c = p;
+  return skd_conv2d_forward(ctx, &c->p, &c->x, &c->w, NULL, &c->y);
+}
+
+/* Each shape with one and with two channel vectors per work-item
+ * (SKD_CONV_VEC_VECTORS, restored after): flops = 2 * n * cout * plane *
+ * cin * k * k; each call includes its padding and weight transposition. */
+static skd_status bench_conv(skd_context *ctx, struct table *tab, const struct sizes *z) {
+  const struct conv_shape *shapes = z->copy_floats > ((size_t)1 << 20) ? conv_large : conv_small;
+  int count = shapes == conv_large ? (int)(sizeof conv_large / sizeof conv_large[0])
+                                   : (int)(sizeof conv_small / sizeof conv_small[0]);
+  const char *saved = getenv("SKD_CONV_VEC_VECTORS");
+  char keep[8] = "";
+  if (saved) snprintf(keep, sizeof keep, "%s", saved);
+  skd_status st = SKD_OK;
+  for (int i = 0; i < count && st == SKD_OK; i++) {
+    const struct conv_shape *q = &shapes[i];
+    struct conv_state c;
+    memset(&c, 0, sizeof c);
+    c.p = skd_conv2d_params_make(q->k, 1, q->k == 1 ? 0 : q->dil, q->dil);
+    c.p.algo = SKD_CONV2D_VEC;
+    st = alloc_random(ctx, &c.x, q->n, q->cin, q->h, q->w, -1.0f, 1.0f, 20u + (unsigned)i);
+    if (st == SKD_OK) st = alloc_random(ctx, &c.w, q->cout, q->cin, q->k, q->k, -0.1f, 0.1f, 40u + (unsigned)i);
+    if (st == SKD_OK) st = skd_tensor_alloc(ctx, &c.y, q->n, q->cout, q->h, q->w);
+    double flops = 2.0 * q->n * q->cout * q->h * q->w * (double)q->cin * q->k * q->k;
+    char shape[64];
+    snprintf(shape, sizeof shape, "%dx%dx%dx%d>%d k%d d%d", q->n, q->cin, q->h, q->w, q->cout, q->k, q->dil);
+    for (int v = 1; v <= 2 && st == SKD_OK; v++) {
+      setenv("SKD_CONV_VEC_VECTORS", v == 1 ? "1" : "2", 1);
+      st = add_row(ctx, tab, v == 1 ? "conv vec fwd, 16 channels" : "conv vec fwd, 32 channels", shape, 0, flops,
+                   NULL, run_conv_fwd, &c);
+    }
+    skd_tensor_release(&c.x);
+    skd_tensor_release(&c.w);
+    skd_tensor_release(&c.y);
+  }
+  if (saved) setenv("SKD_CONV_VEC_VECTORS", keep, 1);
+  else unsetenv("SKD_CONV_VEC_VECTORS");
+  return st;
+}
+
 /* A row's GFLOP/s as a share of the peak FMA rate (0: no flops or no peak). */
 static double peak_share(const struct table *tab, const struct row *r) {
   return r->flops > 0 && tab->peak_gflops > 0 ? r->flops / (r->ms * 1e6) / tab->peak_gflops : 0.0;
@@ -535,6 +597,7 @@ int bench_kernels(const cli_globals *g, int size, const char *only, int runs, in
   if (st == SKD_OK) st = family(ctx, tab, z, only, "pair", bench_pair);
   if (st == SKD_OK) st = family(ctx, tab, z, only, "softmax_rows", bench_rows);
   if (st == SKD_OK) st = family(ctx, tab, z, only, "batchnorm", bench_bn);
+  if (st == SKD_OK) st = family(ctx, tab, z, only, "conv", bench_conv);
   if (st != SKD_OK) fprintf(stderr, "skd-cl bench --kernels: %s\n", skd_error_last());
   else if (json) print_json(ctx, tab, size_names[size]);
   else print_text(ctx, tab, size_names[size]);

@@ -226,9 +226,41 @@ static void arg_sizes(skd_args *a, const struct geom *g, const skd_conv2d_params
  * work-item (input channels per work-item in conv2d_cv_bwd_w). */
 #define CV_CHANNELS 16
 #define CV_PIXELS 8
+/* Pixel strips per work-group of the vec forward (cv_forward). */
+#define CV_GROUP 4
 
-/* Cout rounded up to whole channel vectors: the transposed weights' row length. */
-static int cv_padded_cout(const struct geom *g) { return (g->cout + CV_CHANNELS - 1) / CV_CHANNELS * CV_CHANNELS; }
+/* Channel vectors per work-item of the vec forward: two (conv2d_cv2_fwd)
+ * once Cout fills more than one. Two halve the loads per FMA: with work-groups
+ * of CV_GROUP strips, 3x3 layers of paper-small went 1.3-1.6x faster on
+ * this project's machine, 1x1 ones 0-8 % (docs/PERFORMANCE.md; `skd-cl bench
+ * --kernels --only conv` times both). SKD_CONV_VEC_VECTORS=1 or 2 forces
+ * one, to compare: the same bits either way. */
+static int cv_vectors(const struct geom *g) {
+  const char *env = getenv("SKD_CONV_VEC_VECTORS");
+  if (env && (strcmp(env, "1") == 0 || strcmp(env, "2") == 0)) return env[0] - '0';
+  return g->cout > CV_CHANNELS ? 2 : 1;
+}
+
+/* The vec forward kernel: with two vectors, 1x1 and 3x3 layers get kernels
+ * with the kernel size as a constant (the tap loops unroll: 1.1-1.2x on 3x3
+ * layers, about 2x on 1x1 ones, docs/PERFORMANCE.md). */
+static const char *cv_kernel_name(const skd_conv2d_params *p, int nv) {
+  if (nv == 1) return "conv2d_cv_fwd";
+  if (p->kh == 1 && p->kw == 1) return "conv2d_cv2_fwd_1x1";
+  if (p->kh == 3 && p->kw == 3) return "conv2d_cv2_fwd_3x3";
+  return "conv2d_cv2_fwd";
+}
+
+/* Cout rounded up to whole blocks of the forward's work-items: the
+ * transposed weights' row length. */
+static int cv_padded_cout(const struct geom *g) {
+  int block = CV_CHANNELS * cv_vectors(g);
+  return (g->cout + block - 1) / block * block;
+}
+
+/* Cout rounded up to whole channel vectors: dy's transposed row length in
+ * the weight gradient. */
+static int cv_padded_cout_w(const struct geom *g) { return (g->cout + CV_CHANNELS - 1) / CV_CHANNELS * CV_CHANNELS; }
 
 /* Floats of the transposed weights conv2d_cv_fwd reads. */
 static size_t cv_weight_floats(const struct geom *g) { return (size_t)g->k * (size_t)cv_padded_cout(g); }
@@ -352,7 +384,9 @@ static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const
     st = skd_context_derived(ctx, weight->mem, weight->offset, plan.wt * sizeof(float), &kept, &fresh);
   size_t wt_floats = kept ? 0 : plan.wt; /* in the workspace */
   if (st == SKD_OK) st = skd_workspace_get(ctx, (used + wt_floats + plan.xp + plan.part) * sizeof(float), &ws);
-  if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", "conv2d_cv_fwd", &k);
+  int nv = cv_vectors(g);
+  const char *name = cv_kernel_name(p, nv);
+  if (st == SKD_OK) st = skd_kernel_get(ctx, "conv", name, &k);
   if (st == SKD_OK && plan.parts > 1) st = skd_kernel_get(ctx, "conv", "conv2d_cv_sum_parts", &ks);
   if (st != SKD_OK) return st;
   skd_tensor wt = kept ? skd_tensor_view(kept, 0, 1, 1, g->k, cpad) : skd_tensor_view(ws, used, 1, 1, g->k, cpad);
@@ -373,10 +407,15 @@ static skd_status cv_forward(skd_context *ctx, const skd_conv2d_params *p, const
   skd_arg_tensor(&a, bias ? bias : weight); /* any valid buffer when there is no bias */
   skd_arg_int(&a, plan.parts == 1 && accumulate);
   skd_arg_tensor(&a, &out);
-  size_t local[3] = {1, 1, 1}; /* one work-item's registers are the block: nothing to share */
-  size_t global[3] = {((size_t)g->n * (size_t)g->plane + CV_PIXELS - 1) / CV_PIXELS, (size_t)(cpad / CV_CHANNELS),
+  /* A work-group of CV_GROUP neighbouring strips (whose windows overlap)
+   * runs on one core: with two vectors, groups of one item ran 25-40 %
+   * slower than one vector on 3x3 layers, groups of 4 or 8 1.3-1.6x faster.
+   * Items past the end return at once. */
+  size_t strips = ((size_t)g->n * (size_t)g->plane + CV_PIXELS - 1) / CV_PIXELS;
+  size_t local[3] = {CV_GROUP, 1, 1};
+  size_t global[3] = {(strips + CV_GROUP - 1) / CV_GROUP * CV_GROUP, (size_t)(cpad / CV_CHANNELS / nv),
                       (size_t)plan.parts};
-  skd_profile_work(ctx, "conv2d_cv_fwd", conv_flops(g), 0);
+  skd_profile_work(ctx, name, conv_flops(g), 0);
   st = skd_launch(ctx, &a, 3, global, local);
   if (st != SKD_OK || plan.parts == 1) return st;
   a = skd_args_begin(ks);
@@ -479,7 +518,7 @@ static skd_status direct_backward_x(skd_context *ctx, const skd_conv2d_params *p
  * transposed to [n][pixel][co] first, both in the workspace. */
 static skd_status cv_backward_w(skd_context *ctx, const skd_conv2d_params *p, const struct geom *g,
                                 const skd_tensor *x, const skd_tensor *dy, const skd_tensor *dweight) {
-  int cpad = cv_padded_cout(g);
+  int cpad = cv_padded_cout_w(g);
   size_t xp_floats = 0, dyt_floats = (size_t)g->n * (size_t)g->plane * (size_t)cpad;
   cl_mem ws = NULL;
   skd_kernel *kt, *k;

@@ -43,6 +43,8 @@ skd_status skd_dist_allreduce_u64(uint64_t *buf, size_t n);
 #define SKD_DIST_MAX_PENDING 64
 skd_status skd_dist_iallreduce_sum(float *buf, size_t n);
 skd_status skd_dist_wait_all(void);
+/* out = every rank's n floats of in, in rank order (size * n). */
+skd_status skd_dist_allgather_float(const float *in, float *out, size_t n);
 /* Rank root's bytes to every rank. */
 skd_status skd_dist_broadcast(void *buf, size_t bytes, int root);
 /* The max over ranks of an int (an error or a stop request on any rank). */

@@ -119,6 +119,16 @@ skd_status skd_dist_wait_all(void) {
   return rc == MPI_SUCCESS ? SKD_OK : mpi_error(rc, "MPI_Waitall");
 }
 
+skd_status skd_dist_allgather_float(const float *in, float *out, size_t n) {
+  if (!started || size_ < 2) {
+    memcpy(out, in, n * sizeof(float));
+    return SKD_OK;
+  }
+  if (n > CHUNK) return skd_error(SKD_EINVAL, "MPI: a gather of %zu floats is too large", n);
+  int rc = MPI_Allgather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, MPI_COMM_WORLD);
+  return rc == MPI_SUCCESS ? SKD_OK : mpi_error(rc, "MPI_Allgather");
+}
+
 skd_status skd_dist_broadcast(void *buf, size_t bytes, int root) {
   char *p = buf;
   for (size_t at = 0; started && size_ > 1 && at < bytes; at += CHUNK) {
@@ -156,6 +166,10 @@ skd_status skd_dist_allreduce_sum(float *buf, size_t n) { (void)buf; (void)n; re
 skd_status skd_dist_allreduce_u64(uint64_t *buf, size_t n) { (void)buf; (void)n; return SKD_OK; }
 skd_status skd_dist_iallreduce_sum(float *buf, size_t n) { (void)buf; (void)n; return SKD_OK; }
 skd_status skd_dist_wait_all(void) { return SKD_OK; }
+skd_status skd_dist_allgather_float(const float *in, float *out, size_t n) {
+  memcpy(out, in, n * sizeof(float));
+  return SKD_OK;
+}
 skd_status skd_dist_broadcast(void *buf, size_t bytes, int root) { (void)buf; (void)bytes; (void)root; return SKD_OK; }
 skd_status skd_dist_max_int(int *value) { (void)value; return SKD_OK; }
 skd_status skd_dist_check_same(uint64_t value, const char *what) { (void)value; (void)what; return SKD_OK; }

@@ -1,0 +1,85 @@
+#!/bin/sh
+# Data-parallel training under mpirun (docs/DISTRIBUTED.md): 2 ranks against
+# one process on the same global batch, two identical 2-rank runs bit for
+# bit, resuming with another rank count, the checks at start (batch split,
+# mismatched options), SIGTERM. Skipped (77) without MPI in the build or
+# without mpirun.
+set -u
+TEST_NAME=test_dist SKD=${1:-} COMPARE=${2:?usage: test_dist.sh skd-cl dist_compare}
+. "$(dirname "$0")/cli_helpers.sh"
+case $COMPARE in /*) ;; *) COMPARE=$OLDPWD/$COMPARE ;; esac
+if [ "$("$COMPARE" --mpi)" != 1 ] || ! command -v mpirun >/dev/null 2>&1; then
+  echo "MPI not built in or no mpirun: skipped"
+  exit 77
+fi
+# Open MPI refuses root without the flag; --oversubscribe: 2 ranks on any core count.
+MPI="mpirun --oversubscribe --allow-run-as-root --mca btl self,vader -np"
+
+run make ok "$SKD" make-dataset --out demo --size 128 --train 8 --val 2
+# crop 128: the holistic term needs 16x16 logits; width 1/16 keeps it fast.
+NET="--preset demo --arch resnet18 --width 0.0625 --crop 128"
+TRAIN="train --train-list ../demo/train.txt $NET --batch 4 --log-every 1 --out r"
+
+# ---- one process vs 2 ranks x 2 images, the same global batch of 4 (sync-bn on by default) ----
+# Teacher training, one step: the forward (every BN's batch statistics,
+# hence the running statistics) matches one process to float rounding.
+mkdir -p t1 t2
+(cd t1 && "$SKD" $TRAIN --steps 1 >../t1.out 2>../t1.err) || fail "one process: exit $?"
+(cd t2 && $MPI 2 "$SKD" $TRAIN --steps 1 >../t2.out 2>../t2.err) || fail "2 ranks: exit $?"
+"$COMPARE" t2/r/last.safetensors t1/r/last.safetensors 1e-5 running_ >cmp_stats.out || fail "running statistics: $(cat cmp_stats.out)"
+# Every tensor (parameters and momentum = the averaged gradient): docs/DISTRIBUTED.md gives what was measured.
+"$COMPARE" t2/r/last.safetensors t1/r/last.safetensors 1e-2 >cmp_all.out || fail "all tensors: $(cat cmp_all.out)"
+echo "1 step, running statistics: $(cat cmp_stats.out)"
+echo "1 step, every tensor: $(cat cmp_all.out)"
+# Full distillation (pixel, pair, holistic) from that teacher: step 1's
+# every loss term, D's included, as one process logged it (6 digits).
+mkdir -p one a b
+teacher=../t1/r/last.safetensors
+(cd one && "$SKD" $TRAIN --teacher $teacher --steps 2 >../one.out 2>../one.err) || fail "one process: exit $?"
+(cd a && $MPI 2 "$SKD" $TRAIN --teacher $teacher --steps 2 >../a.out 2>../a.err) || fail "2 ranks: exit $?"
+(cd b && $MPI 2 "$SKD" $TRAIN --teacher $teacher --steps 2 >../b.out 2>../b.err) || fail "2 ranks again: exit $?"
+# step 1's terms, one "name value" a line
+terms() { sed -n 's/^{"step": 1, \(.*\), "images_per_s".*/\1/p' "$1" | tr ',' '\n' | tr -d '":' ; }
+terms one/r/log.jsonl >terms_one
+terms a/r/log.jsonl >terms_two
+[ "$(wc -l <terms_one)" -ge 10 ] || fail "one process logged no step 1 terms"
+paste terms_one terms_two | awk '{ d = $2 - $4; if (d < 0) d = -d; m = $2 < 0 ? -$2 : $2;
+  if ($1 != $3 || d > 1e-5 * m + 1e-9) { print "step 1 " $1 ": " $2 " vs " $4; bad = 1 } } END { exit bad }' \
+  >terms.out || fail "$(cat terms.out)"
+cmp -s a/r/last.safetensors b/r/last.safetensors || fail "two identical 2-rank runs differ"
+[ "$(grep -c '^training\|^distilling' a.err)" = 1 ] || fail "more than rank 0 printed the start line"
+"$COMPARE" a/r/last.safetensors one/r/last.safetensors 1e9 >cmp_distill.out || fail "distillation: $(cat cmp_distill.out)"
+echo "distillation, 2 steps, every tensor: $(cat cmp_distill.out)"
+
+# ---- resume with another rank count: 2 ranks -> 1 process -> 2 ranks ----
+(cd a && "$SKD" $TRAIN --teacher $teacher --steps 3 --resume r/last.safetensors >../r1.out 2>../r1.err) ||
+  fail "resume on 1 rank: exit $?"
+has r1.err "steps 2..3"
+(cd a && $MPI 2 "$SKD" $TRAIN --teacher $teacher --steps 4 --resume r/last.safetensors >../r2.out 2>../r2.err) ||
+  fail "resume on 2 ranks: exit $?"
+has r2.err "steps 3..4"
+grep -q '"step": 4' a/r/log.jsonl || fail "the 2-rank resume logged no step 4"
+
+# ---- checks at start ----
+run odd error $MPI 2 "$SKD" train --train-list demo/train.txt $NET --batch 3 --steps 1 --out odd
+has odd.err "the global batch must be a multiple of the 2 ranks"
+run mismatch error mpirun --oversubscribe --allow-run-as-root --mca btl self,vader \
+  -np 1 "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps 1 --out mm : \
+  -np 1 "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps 1 --lr 0.5 --out mm
+has mismatch.err "rank 1's training configuration (or resume step) differs from rank 0's"
+
+# ---- SIGTERM to mpirun: every rank stops at the same step, rank 0 saves ----
+$MPI 2 "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps 100000 --log-every 1 --out term \
+  >term.out 2>term.err &
+pid=$!
+for _ in $(seq 1 600); do
+  [ -s term/log.jsonl ] && break
+  sleep 0.1
+done
+kill -TERM $pid
+wait $pid
+has term.err "stopped by SIGTERM at step"
+[ -f term/last.safetensors ] || fail "SIGTERM: no term/last.safetensors"
+
+echo "$PASSED checks passed, $FAILED failed"
+[ $FAILED -eq 0 ]

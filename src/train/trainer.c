@@ -204,7 +204,7 @@ static skd_status open_student(skd_trainer *t, const char *resume_path) {
 }
 
 /* Data parallel: the ranks divide the batches, and run one configuration
- * (its hash compared, the output directory left out: only rank 0 writes). */
+ * (its hash compared, paths left out). */
 static skd_status dist_check_config(skd_trainer *t) {
   if (t->ranks < 2) return SKD_OK;
   const skd_train_config *c = &t->cfg;
@@ -212,8 +212,15 @@ static skd_status dist_check_config(skd_trainer *t) {
   if (c->batch % t->ranks || unlabeled % t->ranks)
     return skd_error(SKD_EINVAL, "--batch %d%s: the global batch must be a multiple of the %d ranks", c->batch,
                      unlabeled % t->ranks ? " (and the unlabeled batch)" : "", t->ranks);
+  /* Paths may differ per node (local copies, bench's temporary inputs). */
   skd_train_config same = *c;
   memset(same.out_dir, 0, sizeof same.out_dir);
+  memset(same.data_dir, 0, sizeof same.data_dir);
+  memset(same.train_list, 0, sizeof same.train_list);
+  memset(same.val_list, 0, sizeof same.val_list);
+  memset(same.unlabeled_list, 0, sizeof same.unlabeled_list);
+  memset(same.teacher_path, 0, sizeof same.teacher_path);
+  memset(same.init_path, 0, sizeof same.init_path);
   char *json = NULL;
   skd_status st = skd_train_config_to_json(&same, &json);
   if (st != SKD_OK) return st;

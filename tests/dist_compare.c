@@ -1,7 +1,7 @@
 /* test_dist's checker: every float tensor of two checkpoints compared.
- *   dist_compare A B RTOL [PART]    (dist_compare --mpi: 1 when MPI is built in)
+ *   dist_compare A B RTOL [PART [EXCEPT]]    (dist_compare --mpi: 1 when MPI is built in)
  * prints the largest max|a - b| / max|b| over the tensors (those whose name
- * contains PART, when given) and the tensor that reached it; exit 0
+ * contains PART and not EXCEPT, when given) and the tensor that reached it; exit 0
  * when it is <= RTOL, 1 above it, 2 on an error. */
 #include <math.h>
 #include <stdio.h>
@@ -17,11 +17,11 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (argc < 4) {
-    fprintf(stderr, "usage: dist_compare A B RTOL [PART]\n");
+    fprintf(stderr, "usage: dist_compare A B RTOL [PART [EXCEPT]]\n");
     return 2;
   }
   double rtol = atof(argv[3]), worst = 0;
-  const char *part = argc > 4 ? argv[4] : "";
+  const char *part = argc > 4 ? argv[4] : "", *except = argc > 5 ? argv[5] : NULL;
   char worst_name[256] = "(none)";
   skd_safetensors *a = NULL, *b = NULL;
   if (skd_safetensors_open(&a, argv[1]) != SKD_OK || skd_safetensors_open(&b, argv[2]) != SKD_OK) {
@@ -31,7 +31,7 @@ int main(int argc, char **argv) {
   int compared = 0, rc = 0;
   for (int i = 0; i < skd_safetensors_count(a) && rc == 0; i++) {
     const skd_safetensors_entry *e = skd_safetensors_entry_at(a, i);
-    if (!strstr(e->name, part) || e->dtype != SKD_DTYPE_F32) continue;
+    if (!strstr(e->name, part) || (except && strstr(e->name, except)) || e->dtype != SKD_DTYPE_F32) continue;
     int j = skd_safetensors_find(b, e->name);
     if (j < 0 || skd_safetensors_entry_at(b, j)->numel != e->numel) {
       fprintf(stderr, "dist_compare: %s: tensor %s missing or of another size in %s\n", argv[1], e->name, argv[2]);

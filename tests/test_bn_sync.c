@@ -76,7 +76,7 @@ static void *rank_main(void *arg) {
   skd_tensor rm = up(ctx, j->rmean, 1, c, 1, 1, &st), rv = up(ctx, j->rvar, 1, c, 1, 1, &st);
   skd_tensor sm = up(ctx, NULL, 1, c, 1, 1, &st), si = up(ctx, NULL, 1, c, 1, 1, &st);
   skd_tensor dg = up(ctx, NULL, 1, c, 1, 1, &st), db = up(ctx, NULL, 1, c, 1, 1, &st);
-  skd_bn_sync sync = {RANKS, j, hook_sum, hook_gather};
+  skd_bn_sync sync = {.ranks = RANKS, .rank = j->rank, .user = j, .sum = hook_sum, .gather = hook_gather};
   skd_batchnorm_set_sync(ctx, &sync);
   if (st == SKD_OK)
     st = skd_batchnorm_forward(ctx, 1, &x, &g, &b, &rm, &rv, &sm, &si, &y, SKD_BN_EPS, SKD_BN_MOMENTUM,

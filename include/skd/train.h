@@ -91,10 +91,10 @@ double skd_trainer_best_miou(const skd_trainer *t);
  * trainer's arena and the networks' pools): constant once a step has run. */
 unsigned long skd_trainer_buffer_creations(const skd_trainer *t);
 
-/* Data parallel (mpirun): with on, batch-norm statistics and their backward
- * sums are reduced across ranks in the student's training steps (see
- * skd_bn_sync). Off (the default) or one rank: each rank's own batch. Every
- * rank must pass the same value (checked: SKD_EINVAL otherwise). */
+/* Data parallel (mpirun): with on (the default with several ranks),
+ * batch-norm statistics and their backward sums are reduced across ranks in
+ * training steps (see skd_bn_sync); off: each rank's own batch. Every rank
+ * must pass the same value (checked: SKD_EINVAL otherwise). */
 skd_status skd_trainer_set_sync_bn(skd_trainer *t, int on);
 
 /* Timing mode (off by default): the step waits for the device after every

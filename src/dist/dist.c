@@ -8,7 +8,10 @@
 #include <mpi.h>
 #endif
 
-static int started, rank_, size_ = 1, local_rank_;
+static int rank_, size_ = 1, local_rank_;
+#ifdef SKD_HAVE_MPI
+static int started; /* skd_dist_init called MPI_Init */
+#endif
 
 int skd_dist_built(void) {
 #ifdef SKD_HAVE_MPI

@@ -203,6 +203,9 @@ static skd_status open_student(skd_trainer *t, const char *resume_path) {
   return st;
 }
 
+static skd_status bn_sum(void *user, float *buf, size_t n);
+static skd_status bn_gather(void *user, const float *in, float *out, size_t n);
+
 /* Data parallel: the ranks divide the batches, and run one configuration
  * (its hash compared, paths left out). */
 static skd_status dist_check_config(skd_trainer *t) {
@@ -255,6 +258,12 @@ skd_status skd_trainer_create(skd_trainer **out, skd_context *ctx, const skd_tra
   t->best_miou = NAN;
   t->rank = skd_dist_rank();
   t->ranks = skd_dist_size();
+  /* the collectives behind synchronised BN and the penalty's step (on by default with several ranks) */
+  t->sync_bn = t->ranks > 1;
+  t->bn_sync.ranks = t->ranks;
+  t->bn_sync.rank = t->rank;
+  t->bn_sync.sum = bn_sum;
+  t->bn_sync.gather = bn_gather;
   skd_status st = SKD_OK;
   if (resume_path) {
     /* The configuration comes from the caller (the CLI starts from the one
@@ -406,9 +415,6 @@ static skd_status bn_gather(void *user, const float *in, float *out, size_t n) {
 
 skd_status skd_trainer_set_sync_bn(skd_trainer *t, int on) {
   t->sync_bn = on != 0 && t->ranks > 1;
-  t->bn_sync.ranks = t->ranks;
-  t->bn_sync.sum = bn_sum;
-  t->bn_sync.gather = bn_gather;
   /* Ranks that disagree would wait for each other's collectives forever. */
   return skd_dist_check_same((uint64_t)t->sync_bn, "--sync-bn setting");
 }
@@ -418,8 +424,10 @@ static skd_status step_body(skd_trainer *t, skd_step_report *r);
 /* --sync-bn: the student's training-mode BN layers go through the hook for this step. */
 skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
   if (t->sync_bn) skd_batchnorm_set_sync(t->ctx, &t->bn_sync);
+  if (t->ranks > 1) skd_holistic_set_sync(t->ctx, &t->bn_sync); /* the penalty's step over the whole batch */
   skd_status st = step_body(t, r);
   if (t->sync_bn) skd_batchnorm_set_sync(t->ctx, NULL);
+  if (t->ranks > 1) skd_holistic_set_sync(t->ctx, NULL);
   return st;
 }
 

@@ -71,7 +71,7 @@ skd_status skd_batchnorm_backward(skd_context *ctx, int training, const skd_tens
  * round trip and a collective: the hook runs on the calling thread, and
  * every rank must run the same BN calls in the same order. */
 typedef struct skd_bn_sync {
-  int ranks;
+  int ranks, rank;
   void *user;
   /* buf[i] = sum over ranks of buf[i] (n floats, in place). */
   skd_status (*sum)(void *user, float *buf, size_t n);

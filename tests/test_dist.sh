@@ -15,7 +15,7 @@ fi
 # Open MPI refuses root without the flag; --oversubscribe: 2 ranks on any core count.
 MPI="mpirun --oversubscribe --allow-run-as-root --mca btl self,vader -np"
 
-run make ok "$SKD" make-dataset --out demo --size 128 --train 8 --val 2
+run make ok "$SKD" make-dataset --out demo --size 128 --train 8 --val 3
 # crop 128: the holistic term needs 16x16 logits; width 1/16 keeps it fast.
 NET="--preset demo --arch resnet18 --width 0.0625 --crop 128"
 TRAIN="train --train-list ../demo/train.txt $NET --batch 4 --log-every 1 --out r"
@@ -40,6 +40,19 @@ mkdir -p s1 s2
   fail "no padding: $(cat cmp_nopad.out)"
 echo "1 step, scale >= 1, every tensor but dsn.0.bias: $(cat cmp_nopad.out)"
 echo "1 step, every tensor: $(cat cmp_all.out)"
+# Validation split over the ranks (3 images: 2 + 1), the confusion matrices
+# summed: the same scores as one process (whose parameters differ by ~1e-5,
+# too little to move a pixel's class here).
+mkdir -p v1 v2
+(cd v1 && "$SKD" $TRAIN --steps 2 --scale-min 1 --scale-max 1.5 --val-list ../demo/val.txt >../v1.out 2>../v1.err) ||
+  fail "one process with validation: exit $?"
+(cd v2 && $MPI 2 "$SKD" $TRAIN --steps 2 --scale-min 1 --scale-max 1.5 --val-list ../demo/val.txt >../v2.out \
+  2>../v2.err) || fail "2 ranks with validation: exit $?"
+grep '"val_miou"' v1/r/log.jsonl >val1.txt
+grep '"val_miou"' v2/r/log.jsonl >val2.txt
+[ -s val1.txt ] && cmp -s val1.txt val2.txt || fail "validation differs: $(cat val1.txt) vs $(cat val2.txt)"
+[ "$(grep -c 'validation mIoU' v2.err)" = 1 ] || fail "the 2-rank validation was not printed once"
+
 # Full distillation (pixel, pair, holistic) from that teacher: step 1's
 # every loss term, D's included, as one process logged it (6 digits).
 mkdir -p one a b

@@ -120,13 +120,16 @@ static int validate_depth(skd_trainer *t, FILE *log, const char *dir, int termin
 }
 
 static int validate(skd_trainer *t, FILE *log, const char *dir, int terminal, int quiet, double *miou) {
-  if (skd_dist_rank() != 0) return 1; /* data parallel: rank 0 validates (the others wait at the next step) */
-  if (skd_trainer_config(t)->task == SKD_TASK_DEPTH) return validate_depth(t, log, dir, terminal, quiet, miou);
+  const int lead = skd_dist_rank() == 0;
+  /* data parallel: depth is validated by rank 0 alone (the others wait at the next step) */
+  if (skd_trainer_config(t)->task == SKD_TASK_DEPTH)
+    return lead ? validate_depth(t, log, dir, terminal, quiet, miou) : 1;
   skd_metrics m;
-  if (skd_trainer_validate(t, &m) != SKD_OK) {
+  if (skd_trainer_validate(t, &m) != SKD_OK) { /* every rank: its share, the matrices summed */
     fprintf(stderr, "\nskd-cl train: validation: %s\n", skd_error_last());
     return 0;
   }
+  if (!lead) return 1; /* rank 0 logs and saves */
   *miou = m.mean_iou;
   double before = skd_trainer_best_miou(t);
   skd_trainer_note_validation(t, m.mean_iou);

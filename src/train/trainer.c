@@ -560,7 +560,12 @@ skd_status skd_trainer_validate(skd_trainer *t, skd_metrics *m) {
   if (t->cfg.imagenet_norm) skd_normalize_imagenet(&opt.normalize);
   skd_confusion conf;
   skd_status st = skd_confusion_init(&conf, t->cfg.classes);
+  /* Data parallel: every rank its share of the images, the matrices summed. */
+  opt.shard = t->rank;
+  opt.shards = t->ranks;
   if (st == SKD_OK) st = skd_evaluate(t->student, t->arena, t->val_set, &opt, &conf, NULL, NULL);
+  if (st == SKD_OK) st = skd_dist_allreduce_u64(conf.counts, (size_t)conf.classes * (size_t)conf.classes);
+  if (st == SKD_OK) st = skd_dist_allreduce_u64(&conf.ignored, 1);
   if (st == SKD_OK) st = skd_metrics_compute(&conf, m);
   skd_confusion_free(&conf);
   return st;

@@ -227,6 +227,10 @@ int train_run(skd_context *ctx, const skd_train_config *cfg, const train_run_opt
       last_save = now_minutes();
     }
   }
+  if (ok && skd_dist_size() > 1) { /* a signal during the last step: all ranks skip the final validation */
+    int stop = interrupted;
+    if (skd_dist_max_int(&stop) == SKD_OK) interrupted = stop;
+  }
   if (ok && !interrupted && c->val_list[0]) ok = validate(t, log, c->out_dir, terminal, quiet, &miou);
   int saved = ok || interrupted ? save(t, c->out_dir, "last.safetensors") : 0;
   if (interrupted && saved && lead)

@@ -95,6 +95,11 @@ has r1.err "steps 2..3"
 has r2.err "steps 3..4"
 grep -q '"step": 4' a/r/log.jsonl || fail "the 2-rank resume logged no step 4"
 
+# ---- list-devices under mpirun: what each rank would take ----
+run devices ok $MPI 2 "$SKD" list-devices
+has devices.out "rank 0 of 2 (node-local 0): device "
+has devices.out "rank 1 of 2 (node-local 1): device "
+
 # ---- checks at start ----
 run odd error $MPI 2 "$SKD" train --train-list demo/train.txt $NET --batch 3 --steps 1 --out odd
 has odd.err "the global batch must be a multiple of the 2 ranks"

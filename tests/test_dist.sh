@@ -121,5 +121,26 @@ wait $pid
 has term.err "stopped by SIGTERM at step"
 [ -f term/last.safetensors ] || fail "SIGTERM: no term/last.safetensors"
 
+# ---- a rank killed mid-run: mpirun ends the job, the last checkpoint stays usable ----
+if command -v pgrep >/dev/null 2>&1; then
+  $MPI 2 "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps 100000 --save-every 1 --out killed \
+    >killed.out 2>killed.err &
+  pid=$!
+  for _ in $(seq 1 600); do
+    [ -f killed/last.safetensors ] && break
+    sleep 0.1
+  done
+  victim=$(pgrep -P $pid | tail -n 1)
+  [ -n "$victim" ] && kill -KILL "$victim"
+  wait $pid
+  rc=$?
+  [ $rc -ne 0 ] || fail "a killed rank: mpirun exit 0"
+  has killed.err "exited on signal 9"
+  at=$(grep -ao '"step":"[0-9]*"' killed/last.safetensors | head -n 1 | tr -dc '0-9')
+  [ -n "$at" ] || fail "the killed run's last.safetensors has no step"
+  run killed_resume ok "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps $((${at:-0} + 1)) \
+    --out killed --resume killed/last.safetensors
+fi
+
 echo "$PASSED checks passed, $FAILED failed"
 [ $FAILED -eq 0 ]

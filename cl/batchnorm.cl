@@ -39,12 +39,13 @@ void bn_merge(float *cnt, float *mean, float *m2, const float cb, const float mb
  * each core streams its own memory) or every wg-th group (GPUs: coalesced).
  * The plane's last hw % 4 values go to the first work-items (any group
  * size, 1 included). scratch: 3 wg. */
-__kernel void batchnorm_stats_fwd(const int n, const int c, const int hw, const int runs, const float eps,
-                                  const float momentum, CTENSOR(x), TENSOR(running_mean), TENSOR(running_var),
-                                  TENSOR(save_mean), TENSOR(save_invstd), __local float *scratch) {
+/* The channel's (mean, sum of squared deviations) into *mu, *ssd on
+ * work-item 0 of the group. */
+void bn_channel_stats(const int n, const int c, const int hw, const int runs, __global const float *xp,
+                      __local float *scratch, float *mu_out, float *ssd_out) {
   const int ch = get_group_id(0);
   const int lid = get_local_id(0), wg = get_local_size(0);
-  const int m = n * hw, hw4 = hw / 4, tail = hw - 4 * hw4;
+  const int hw4 = hw / 4, tail = hw - 4 * hw4;
   /* this work-item's groups: first + k * step, k < count */
   const int per = (hw4 + wg - 1) / wg;
   const int first = runs ? lid * per : lid, step = runs ? 1 : wg;
@@ -52,10 +53,10 @@ __kernel void batchnorm_stats_fwd(const int n, const int c, const int hw, const 
   /* Statistics of x - shift, shift one of the channel's values: means then
    * sit near 0, where float resolves the block means' spread (around a
    * large common offset it would round it away). */
-  const float shift = AT(x)[ch * hw];
+  const float shift = xp[ch * hw];
   float cnt = 0.0f, mean = 0.0f, m2 = 0.0f;
   for (int b = 0; b < n; b++) {
-    __global const float *xs = AT(x) + (b * c + ch) * hw;
+    __global const float *xs = xp + (b * c + ch) * hw;
     for (int k0 = 0; k0 < count; k0 += BN_BLOCK) {
       const int k1 = min(k0 + BN_BLOCK, count);
       float4 s4 = 0.0f;
@@ -86,14 +87,50 @@ __kernel void batchnorm_stats_fwd(const int n, const int c, const int hw, const 
     }
     barrier(CLK_LOCAL_MEM_FENCE);
   }
-  if (lid == 0) {
-    const float mu = shift + sm[0], ssd = sq[0];
+  *mu_out = shift + sm[0];
+  *ssd_out = sq[0];
+}
+
+__kernel void batchnorm_stats_fwd(const int n, const int c, const int hw, const int runs, const float eps,
+                                  const float momentum, CTENSOR(x), TENSOR(running_mean), TENSOR(running_var),
+                                  TENSOR(save_mean), TENSOR(save_invstd), __local float *scratch) {
+  const int ch = get_group_id(0), m = n * hw;
+  float mu, ssd;
+  bn_channel_stats(n, c, hw, runs, AT(x), scratch, &mu, &ssd);
+  if (get_local_id(0) == 0) {
     const float var = ssd / (float)m;
     AT(save_mean)[ch] = mu;
     AT(save_invstd)[ch] = 1.0f / sqrt(var + eps);
     AT(running_mean)[ch] = (1.0f - momentum) * AT(running_mean)[ch] + momentum * mu;
     AT(running_var)[ch] = (1.0f - momentum) * AT(running_var)[ch] + momentum * (ssd / (float)(m - 1));
   }
+}
+
+/* Synchronised batch norm: this rank's (mean, sum of squared deviations)
+ * per channel into part[ch], part[c + ch]; the host merges the ranks'. */
+__kernel void batchnorm_stats_part(const int n, const int c, const int hw, const int runs, CTENSOR(x),
+                                   TENSOR(part), __local float *scratch) {
+  const int ch = get_group_id(0);
+  float mu, ssd;
+  bn_channel_stats(n, c, hw, runs, AT(x), scratch, &mu, &ssd);
+  if (get_local_id(0) == 0) {
+    AT(part)[ch] = mu;
+    AT(part)[c + ch] = ssd;
+  }
+}
+
+/* ... and the merged statistics over m values (all ranks) finish as
+ * batchnorm_stats_fwd does. */
+__kernel void batchnorm_stats_finish(const int c, const int m, const float eps, const float momentum,
+                                     CTENSOR(merged), TENSOR(running_mean), TENSOR(running_var),
+                                     TENSOR(save_mean), TENSOR(save_invstd)) {
+  const int ch = get_global_id(0);
+  if (ch >= c) return;
+  const float mu = AT(merged)[ch], ssd = AT(merged)[c + ch];
+  AT(save_mean)[ch] = mu;
+  AT(save_invstd)[ch] = 1.0f / sqrt(ssd / (float)m + eps);
+  AT(running_mean)[ch] = (1.0f - momentum) * AT(running_mean)[ch] + momentum * mu;
+  AT(running_var)[ch] = (1.0f - momentum) * AT(running_var)[ch] + momentum * (ssd / (float)(m - 1));
 }
 
 /* Eval statistics: the running ones, in the form the apply kernel takes. */

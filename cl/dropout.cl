@@ -18,24 +18,27 @@ uint dropout_philox(const uint seed, const uint n, const uint c) {
 }
 
 /* The factor of element i: 0 when its channel is dropped, else scale. */
-float dropout_factor(const int i, const int c, const int hw, const uint seed, const float p, const float scale) {
+/* row0: the tensor's first sample is row row0 of the whole batch (data
+ * parallel: a rank's shard draws the masks one process would). */
+float dropout_factor(const int i, const int c, const int hw, const int row0, const uint seed, const float p,
+                     const float scale) {
   const int nc = i / hw;
   const int n = nc / c;
-  const float u = (float)(dropout_philox(seed, (uint)n, (uint)(nc - n * c)) >> 8) * (1.0f / 16777216.0f);
+  const float u = (float)(dropout_philox(seed, (uint)(n + row0), (uint)(nc - n * c)) >> 8) * (1.0f / 16777216.0f);
   return u < p ? 0.0f : scale;
 }
 
 /* y = x * factor; y may be x. */
-__kernel void dropout2d_fwd(const int total, const int c, const int hw, const uint seed, const float p,
-                            const float scale, CTENSOR(x), TENSOR(y)) {
+__kernel void dropout2d_fwd(const int total, const int c, const int hw, const int row0, const uint seed,
+                            const float p, const float scale, CTENSOR(x), TENSOR(y)) {
   const int i = get_global_id(0);
   if (i >= total) return;
-  AT(y)[i] = AT(x)[i] * dropout_factor(i, c, hw, seed, p, scale);
+  AT(y)[i] = AT(x)[i] * dropout_factor(i, c, hw, row0, seed, p, scale);
 }
 
-__kernel void dropout2d_bwd_x(const int total, const int c, const int hw, const uint seed, const float p,
-                              const float scale, CTENSOR(dy), TENSOR(dx)) {
+__kernel void dropout2d_bwd_x(const int total, const int c, const int hw, const int row0, const uint seed,
+                              const float p, const float scale, CTENSOR(dy), TENSOR(dx)) {
   const int i = get_global_id(0);
   if (i >= total) return;
-  AT(dx)[i] += AT(dy)[i] * dropout_factor(i, c, hw, seed, p, scale);
+  AT(dx)[i] += AT(dy)[i] * dropout_factor(i, c, hw, row0, seed, p, scale);
 }

@@ -7,6 +7,8 @@ packages=(gcc make cmake pkg-config ocl-icd-opencl-dev opencl-headers libclblast
           libzip-dev)
 # Strict image decoding; clang and its runtime (libFuzzer) for scripts/fuzz.sh.
 packages+=(libpng-dev libjpeg62-turbo-dev clang libclang-rt-dev)
+# Data-parallel training (mpirun -np N skd-cl train) and its test.
+packages+=(libopenmpi-dev openmpi-bin)
 # ONNX Runtime for test_export comes from npm (tests/onnx); Node.js from another
 # source may already provide node and npm, so only a missing command adds them.
 if ! command -v node >/dev/null 2>&1; then packages+=(nodejs); fi

@@ -40,6 +40,29 @@ START_TEST(versus_reference) {
 }
 END_TEST
 
+/* A shard (rows row0.. of a larger batch, data parallel) draws the masks of
+ * those rows: the _rows ops on rows 2..3 against the reference over rows
+ * 0..3, forward and backward. */
+START_TEST(rows_offset) {
+  const int n = 4, c = 9, h = 3, w = 5, row0 = 2, rows = 2;
+  const size_t numel = (size_t)n * c * h * w, shard = (size_t)rows * c * h * w, first = numel - shard;
+  const float p = 0.4f;
+  const uint32_t seed = 4242u;
+  float *x = host_random(numel, -2.0f, 2.0f), *y_ref = host_alloc(numel), *dx_ref = host_alloc(numel);
+  skd_ref_dropout2d_forward(1, x, y_ref, n, c, h * w, p, seed);
+  skd_ref_dropout2d_backward(1, x, dx_ref, n, c, h * w, p, seed); /* dy = x, onto zeros */
+  skd_tensor tx = dev_upload(x + first, rows, c, h, w), ty = dev_tensor(rows, c, h, w);
+  skd_tensor tdx = dev_zeros(rows, c, h, w);
+  CK_OK(skd_dropout2d_forward_rows(T, 1, &tx, &ty, p, seed, row0));
+  CK_OK(skd_dropout2d_backward_rows(T, 1, &tx, &tdx, p, seed, row0));
+  check_error("dropout2d rows", "forward", rel_error(dev_fetch(&ty), y_ref + first, shard), 0.0);
+  check_error("dropout2d rows", "backward", rel_error(dev_fetch(&tdx), dx_ref + first, shard), 0.0);
+  /* and the masks do depend on the offset */
+  CK_OK(skd_dropout2d_forward_rows(T, 1, &tx, &ty, p, seed, 0));
+  ck_assert_msg(rel_error(dev_fetch(&ty), y_ref + first, shard) > 0.0, "row0 had no effect");
+}
+END_TEST
+
 /* Over many channels the dropped fraction is near p, every channel is
  * dropped or kept as a whole, the kept ones are scaled by 1 / (1 - p), and
  * backward drops exactly the channels forward dropped. */
@@ -165,6 +188,7 @@ int main(void) {
   TCase *tc = support_tcase("dropout");
   tcase_add_test(tc, philox_known_answers);
   tcase_add_test(tc, versus_reference);
+  tcase_add_test(tc, rows_offset);
   tcase_add_test(tc, dropped_fraction);
   tcase_add_test(tc, seeds);
   tcase_add_test(tc, finite_differences);

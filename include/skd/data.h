@@ -178,6 +178,11 @@ typedef struct skd_loader_config {
   skd_augment augment; /* train 0 uses only augment.normalize */
   int64_t first_batch; /* the stream starts at this batch (resuming a run) */
   float depth_scale;   /* > 0: a depth list (skd_dataset_read_depth with this scale), batches fill depth */
+  /* Data parallel (train 1): batch k takes stream positions
+   * k * stream_batch + stream_first + b, b < batch, so the ranks' shards of
+   * one global batch are disjoint and each sample keeps its augmentation
+   * draw. stream_batch 0: batch (one process). */
+  int stream_batch, stream_first;
 } skd_loader_config;
 
 /* Batch k of the stream defined by (dataset, config, seed), computed on the

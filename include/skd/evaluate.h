@@ -14,6 +14,9 @@ typedef struct skd_eval_options {
   int crop;          /* sliding-window size; 0: the whole image in one pass */
   int flip;          /* also run the mirrored image and average the logits */
   skd_normalize normalize;
+  /* Data parallel: skd_evaluate takes images shard, shard + shards, ...
+   * (shards 0 or 1: every image); the caller reduces the matrices. */
+  int shard, shards;
 } skd_eval_options;
 
 /* Whole images, no flip, the reference normalisation. */

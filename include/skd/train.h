@@ -56,6 +56,7 @@ typedef struct skd_step_report {
   double d_loss;   /* the discriminator's loss of step 4 */
   double d_real, d_fake, d_penalty;
   double seconds;  /* wall time of the step */
+  double allreduce_ms; /* data parallel: wall ms of the gradients' read-back, allreduce and write-back (0: one rank) */
   /* Wall ms per phase with timing on (all 0 otherwise). The D update runs
    * after the student's step but is counted under SKD_PHASE_D_STEP. */
   double phase_ms[SKD_PHASE_COUNT];
@@ -89,6 +90,12 @@ double skd_trainer_best_miou(const skd_trainer *t);
 /* Device buffers created so far for the steps' activations and scratch (the
  * trainer's arena and the networks' pools): constant once a step has run. */
 unsigned long skd_trainer_buffer_creations(const skd_trainer *t);
+
+/* Data parallel (mpirun): with on (the default with several ranks),
+ * batch-norm statistics and their backward sums are reduced across ranks in
+ * training steps (see skd_bn_sync); off: each rank's own batch. Every rank
+ * must pass the same value (checked: SKD_EINVAL otherwise). */
+skd_status skd_trainer_set_sync_bn(skd_trainer *t, int on);
 
 /* Timing mode (off by default): the step waits for the device after every
  * phase (skd_context_finish) and records its wall time in phase_ms. The

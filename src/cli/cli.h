@@ -9,6 +9,8 @@ typedef struct cli_globals {
   int profile;   /* -1: SKD_PROFILE decides */
 } cli_globals;
 
+/* dist_device.c: the device of this rank under mpirun (requested when one rank). */
+int cli_dist_device(int requested);
 int cmd_list_devices(const cli_globals *g, int argc, char **argv);
 int cmd_make_dataset(const cli_globals *g, int argc, char **argv);
 int cmd_train(const cli_globals *g, int argc, char **argv);

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "skd/dist.h"
 
 static void print_json(const skd_device_info *list, int n, int chosen) {
   cJSON *root = cJSON_CreateObject();
@@ -79,7 +80,10 @@ int cmd_list_devices(const cli_globals *g, int argc, char **argv) {
     free(list);
     return 1;
   }
-  if (json) print_json(list, n, chosen);
+  if (!json && n > 0 && skd_dist_size() > 1) /* under mpirun: one line per rank, what it would take */
+    printf("rank %d of %d (node-local %d): device %d, %s\n", skd_dist_rank(), skd_dist_size(), skd_dist_local_rank(),
+           chosen, list[chosen].name);
+  else if (json) print_json(list, n, chosen);
   else if (n == 0) printf("no OpenCL device found (install a driver, e.g. the pocl-opencl-icd package)\n");
   else print_table(list, n, chosen);
   free(list);

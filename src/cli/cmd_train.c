@@ -47,6 +47,7 @@ int cmd_train(const cli_globals *g, int argc, char **argv) {
     }
   }
   const char *resume_arg = NULL;
+  int sync_bn = 1;
   train_run_options o = {.resume = resume, .save_minutes = TRAIN_RUN_SAVE_MINUTES};
   const cli_arg rows[] = {
       {"resume", CLI_STRING, &resume_arg,
@@ -59,8 +60,11 @@ int cmd_train(const cli_globals *g, int argc, char **argv) {
       {"check-finite", CLI_FLAG, &o.check_finite,
        "debugging: check the student's parameters for NaN/Inf after every update and stop at the first (one "
        "download per step)", 0, 0, NULL, 0},
+      {"sync-bn", CLI_FLAG, &sync_bn,
+       "under mpirun: batch-norm statistics over every rank's images (on; --no-sync-bn: each rank's own, which "
+       "differs from one process and needs 2+ images per rank)", 0, 0, NULL, 0},
   };
-  int rc = config_args_parse(&cfg, "train", TRAIN_USAGE, rows, 3, argc, argv);
+  int rc = config_args_parse(&cfg, "train", TRAIN_USAGE, rows, 4, argc, argv);
   if (rc) return rc == 1 ? 0 : rc;
   if (automatic && resume && step >= cfg.steps) {
     fprintf(stderr, "%s is at step %ld of %d: the run is complete, nothing to do\n", resume, step, cfg.steps);
@@ -72,6 +76,7 @@ int cmd_train(const cli_globals *g, int argc, char **argv) {
     return 1;
   }
 
+  o.local_bn = !sync_bn;
   skd_context *ctx = cli_open_context(g);
   if (!ctx) return 1;
   rc = train_run(ctx, &cfg, &o, NULL);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "skd/dist.h"
 
 struct command {
   const char *name;
@@ -151,7 +152,17 @@ int main(int argc, char **argv) {
     return 2;
   }
   for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
-    if (strcmp(argv[i], commands[c].name) == 0) return commands[c].run(&g, argc - i, argv + i);
+    if (strcmp(argv[i], commands[c].name) == 0) {
+      /* Under mpirun every rank runs the command (skd/dist.h); else one rank. */
+      if (skd_dist_init() != SKD_OK) {
+        fprintf(stderr, "skd-cl: %s\n", skd_error_last());
+        return 1;
+      }
+      g.device = cli_dist_device(g.device);
+      int rc = commands[c].run(&g, argc - i, argv + i);
+      skd_dist_finalize();
+      return rc;
+    }
   fprintf(stderr, "skd-cl: unknown command '%s'\n\n", argv[i]);
   usage(stderr);
   return 2;

@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "skd/dist.h"
 #include "skd/io/fs.h"
 #include "cli/train_run.h"
 
@@ -84,6 +85,7 @@ static void train_log_init(const skd_init_report *r, const char *path, FILE *log
 }
 
 static int save(skd_trainer *t, const char *dir, const char *name) {
+  if (skd_dist_rank() != 0) return 1; /* data parallel: rank 0 writes the checkpoints */
   char path[SKD_PATH_MAX + 64];
   snprintf(path, sizeof path, "%s/%s", dir, name);
   if (skd_trainer_save(t, path) != SKD_OK) {
@@ -118,12 +120,16 @@ static int validate_depth(skd_trainer *t, FILE *log, const char *dir, int termin
 }
 
 static int validate(skd_trainer *t, FILE *log, const char *dir, int terminal, int quiet, double *miou) {
-  if (skd_trainer_config(t)->task == SKD_TASK_DEPTH) return validate_depth(t, log, dir, terminal, quiet, miou);
+  const int lead = skd_dist_rank() == 0;
+  /* data parallel: depth is validated by rank 0 alone (the others wait at the next step) */
+  if (skd_trainer_config(t)->task == SKD_TASK_DEPTH)
+    return lead ? validate_depth(t, log, dir, terminal, quiet, miou) : 1;
   skd_metrics m;
-  if (skd_trainer_validate(t, &m) != SKD_OK) {
+  if (skd_trainer_validate(t, &m) != SKD_OK) { /* every rank: its share, the matrices summed */
     fprintf(stderr, "\nskd-cl train: validation: %s\n", skd_error_last());
     return 0;
   }
+  if (!lead) return 1; /* rank 0 logs and saves */
   *miou = m.mean_iou;
   double before = skd_trainer_best_miou(t);
   skd_trainer_note_validation(t, m.mean_iou);
@@ -141,17 +147,21 @@ static int validate(skd_trainer *t, FILE *log, const char *dir, int terminal, in
 int train_run(skd_context *ctx, const skd_train_config *cfg, const train_run_options *o, double *final_miou) {
   double miou = NAN;
   if (final_miou) *final_miou = NAN;
-  int quiet = o->quiet, lock = -1;
+  /* Data parallel: only rank 0 prints, logs, locks and writes --out. */
+  const int lead = skd_dist_rank() == 0;
+  int quiet = o->quiet || !lead, lock = -1;
   skd_trainer *t = NULL;
-  if (skd_lock_dir(cfg->out_dir, "--out", &lock) != SKD_OK || skd_trainer_create(&t, ctx, cfg, o->resume) != SKD_OK) {
+  if ((lead && skd_lock_dir(cfg->out_dir, "--out", &lock) != SKD_OK) ||
+      skd_trainer_create(&t, ctx, cfg, o->resume) != SKD_OK || skd_trainer_set_sync_bn(t, !o->local_bn) != SKD_OK) {
     fprintf(stderr, "skd-cl train: %s\n", skd_error_last());
+    skd_trainer_free(t);
     skd_unlock_dir(lock);
     return 1;
   }
   const skd_train_config *c = skd_trainer_config(t);
   char log_path[SKD_PATH_MAX + 32];
   snprintf(log_path, sizeof log_path, "%s/log.jsonl", c->out_dir);
-  FILE *log = fopen(log_path, "a");
+  FILE *log = fopen(lead ? log_path : "/dev/null", "a");
   if (!log) {
     fprintf(stderr, "skd-cl train: cannot open %s: %s\n", log_path, strerror(errno));
     skd_trainer_free(t);
@@ -180,6 +190,16 @@ int train_run(skd_context *ctx, const skd_train_config *cfg, const train_run_opt
   double rate = 0, last_save = now_minutes();
   skd_step_report r;
   while (ok && !interrupted && skd_trainer_step_count(t) < c->steps) {
+    if (skd_dist_size() > 1) { /* a signal on any rank stops every rank at the same step */
+      int stop = interrupted;
+      if (skd_dist_max_int(&stop) != SKD_OK) {
+        fprintf(stderr, "\nskd-cl train: %s\n", skd_error_last());
+        ok = 0;
+        break;
+      }
+      interrupted = stop;
+      if (stop) break;
+    }
     if (skd_trainer_step(t, &r) != SKD_OK) {
       fprintf(stderr, "\nskd-cl train: %s\n", skd_error_last());
       ok = 0;
@@ -207,9 +227,13 @@ int train_run(skd_context *ctx, const skd_train_config *cfg, const train_run_opt
       last_save = now_minutes();
     }
   }
+  if (ok && skd_dist_size() > 1) { /* a signal during the last step: all ranks skip the final validation */
+    int stop = interrupted;
+    if (skd_dist_max_int(&stop) == SKD_OK) interrupted = stop;
+  }
   if (ok && !interrupted && c->val_list[0]) ok = validate(t, log, c->out_dir, terminal, quiet, &miou);
   int saved = ok || interrupted ? save(t, c->out_dir, "last.safetensors") : 0;
-  if (interrupted && saved)
+  if (interrupted && saved && lead)
     fprintf(stderr, "\n%s at step %ld: saved %s/last.safetensors (continue with --resume)\n",
             interrupted == SIGTERM ? "stopped by SIGTERM" : "interrupted", skd_trainer_step_count(t), c->out_dir);
   else if (ok && saved && !quiet)

@@ -14,6 +14,7 @@ typedef struct train_run_options {
   int quiet;           /* progress only as one line at the end */
   float save_minutes;  /* also save last.safetensors after this many minutes since the last save (0: never) */
   int check_finite;    /* debug: check the student's parameters for NaN/Inf after every update */
+  int local_bn;        /* data parallel: each rank's own BN statistics (0: synchronised, --sync-bn) */
 } train_run_options;
 
 #define TRAIN_RUN_SAVE_MINUTES 10.0f

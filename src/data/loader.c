@@ -65,6 +65,9 @@ static void epoch_order(int *perm, int n, uint64_t seed, int64_t epoch) {
 
 static skd_status check_config(const skd_dataset *d, const skd_loader_config *c) {
   if (c->batch < 1) return skd_error(SKD_EINVAL, "loader: batch %d must be positive", c->batch);
+  if (c->stream_batch > 0 && (c->stream_first < 0 || c->stream_first + c->batch > c->stream_batch))
+    return skd_error(SKD_EINVAL, "loader: shard %d..%d lies outside the global batch of %d", c->stream_first,
+                     c->stream_first + c->batch - 1, c->stream_batch);
   if (c->first_batch < 0) return skd_error(SKD_EINVAL, "loader: first batch %lld is negative", (long long)c->first_batch);
   if (skd_dataset_size(d) < 1) return skd_error(SKD_EINVAL, "loader: empty dataset");
   if (c->train && (c->augment.crop_h < 1 || c->augment.crop_w < 1))
@@ -88,7 +91,8 @@ static skd_status train_batch(const skd_dataset *d, const skd_loader_config *c, 
   size_t plane = (size_t)ch * (size_t)cw;
   int ignore = skd_dataset_label_map(d)->ignore;
   for (int b = 0; b < c->batch && st == SKD_OK; b++) {
-    int64_t pos = k * c->batch + b;
+    int64_t stride = c->stream_batch > 0 ? c->stream_batch : c->batch;
+    int64_t pos = k * stride + c->stream_first + b;
     int64_t epoch = pos / n;
     if (epoch != have_epoch) {
       epoch_order(perm, n, seed, epoch);

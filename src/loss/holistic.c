@@ -1,6 +1,8 @@
 /* Holistic loss: the discriminator's D step (wgan-gp with the gradient
  * penalty's Hessian-vector product, or hinge) and the student's G term.
  * The method is in include/skd/loss/holistic.h; kernels in cl/holistic.cl. */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "skd/loss/holistic.h"
@@ -87,6 +89,51 @@ static skd_status check_pair(const skd_tensor *q_s, const skd_tensor *q_t, const
   return st;
 }
 
+static _Thread_local const skd_bn_sync *sync_hook;
+static _Thread_local const skd_context *sync_ctx;
+
+void skd_holistic_set_sync(skd_context *ctx, const skd_bn_sync *sync) {
+  sync_hook = sync;
+  sync_ctx = sync ? ctx : NULL;
+}
+
+/* Data parallel: holistic_gp_fwd's step over every rank's samples (its
+ * arithmetic, in sample order), this rank's perturbations from it, and the
+ * weights times the rank count. */
+static skd_status sync_perturbation(skd_context *ctx, const skd_bn_sync *sync, float scale, float step, int n,
+                                    int total, const skd_tensor *gsq, const skd_tensor *xsq, const skd_tensor *pert,
+                                    const skd_tensor *dplus, const skd_tensor *dminus) {
+  const int ranks = sync->ranks, ng = n * ranks;
+  float *mine = malloc(4 * (size_t)n * sizeof(float)), *all = malloc(2 * (size_t)ng * sizeof(float));
+  skd_status st = mine && all ? SKD_OK : skd_error(SKD_ENOMEM, "holistic penalty: out of host memory");
+  if (st == SKD_OK) st = skd_tensor_download(ctx, gsq, mine);
+  if (st == SKD_OK) st = skd_tensor_download(ctx, xsq, mine + n);
+  if (st == SKD_OK) st = sync->gather(sync->user, mine, all, 2 * (size_t)n);
+  float vsq = 0.0f, xs = 0.0f, *coef = mine + 2 * n, *w = mine + 3 * n;
+  for (int r = 0; st == SKD_OK && r < ranks; r++)
+    for (int i = 0; i < n; i++) {
+      const float g2 = all[(size_t)r * 2 * n + i], gn = sqrtf(g2);
+      const float c = gn > 0.0f ? scale * 2.0f * (gn - 1.0f) / (gn * (float)ng) : 0.0f;
+      vsq += c * c * g2;
+      xs += all[(size_t)r * 2 * n + n + i];
+      if (r == sync->rank) coef[i] = c;
+    }
+  const float xnorm = fmaxf(sqrtf(xs), 1e-3f * sqrtf((float)total * (float)ranks)), vnorm = sqrtf(vsq);
+  const float eps = vnorm > 0.0f ? step * xnorm / vnorm : 0.0f;
+  const float weight = vnorm > 0.0f ? (float)ranks * (0.5f / eps) : 0.0f;
+  for (int i = 0; i < n; i++) {
+    coef[i] *= eps;
+    w[i] = weight;
+  }
+  if (st == SKD_OK) st = skd_tensor_upload(ctx, pert, coef);
+  if (st == SKD_OK) st = skd_tensor_upload(ctx, dplus, w);
+  for (int i = 0; i < n; i++) w[i] = -weight;
+  if (st == SKD_OK) st = skd_tensor_upload(ctx, dminus, w);
+  free(mine);
+  free(all);
+  return st;
+}
+
 /* The penalty; `loss`, when given, gets scale * penalty added. */
 static skd_status penalty_pass(skd_context *ctx, const skd_holistic_config *cfg, skd_disc *d, skd_arena *arena,
                                const skd_tensor *q_s, const skd_tensor *q_t, const skd_tensor *image,
@@ -145,6 +192,8 @@ static skd_status penalty_pass(skd_context *ctx, const skd_holistic_config *cfg,
   skd_arg_tensor(&a, &dplus);
   skd_arg_tensor(&a, &dminus);
   st = launch_single(ctx, &a);
+  if (st == SKD_OK && sync_hook && sync_ctx == ctx && sync_hook->ranks > 1)
+    st = sync_perturbation(ctx, sync_hook, scale, cfg->hvp_step, n, total, &gsq, &xsq, &pert, &dplus, &dminus);
 
   /* The Hessian-vector product: first-order parameter gradients at
    * x_hat +- eps v, weighted +-1 / (2 eps), with x_hat's state and masks. */

@@ -107,7 +107,7 @@ skd_status skd_pspnet_output_shape(const skd_pspnet *net, int h, int w, int *ho,
 
 static skd_status dropout_forward(skd_pspnet *net, const skd_tensor *t, uint32_t seed) {
   if (!net->exec.training || net->cfg.dropout == 0.0f) return SKD_OK;
-  return skd_dropout2d_forward(net->ctx, 1, t, t, net->cfg.dropout, seed); /* in place: BN's mask survives */
+  return skd_dropout2d_forward_rows(net->ctx, 1, t, t, net->cfg.dropout, seed, net->dropout_row0); /* in place: BN's mask survives */
 }
 
 /* x4 -> F (arena). */
@@ -205,7 +205,7 @@ static skd_status dropout_backward(skd_pspnet *net, const skd_tensor *dy, skd_te
     return SKD_OK;
   }
   skd_status st = skd_nn_pool_get_zero(&net->pool, dx, dy->n, dy->c, dy->h, dy->w);
-  if (st == SKD_OK) st = skd_dropout2d_backward(net->ctx, 1, dy, dx, net->cfg.dropout, seed);
+  if (st == SKD_OK) st = skd_dropout2d_backward_rows(net->ctx, 1, dy, dx, net->cfg.dropout, seed, net->dropout_row0);
   skd_nn_pool_put(&net->pool, dy);
   return st;
 }

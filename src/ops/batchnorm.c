@@ -1,7 +1,22 @@
 /* BatchNorm2d on the device (cl/batchnorm.cl): per-channel statistics with
  * one work-group per channel, then an element-wise apply; backward is a
  * per-channel reduction followed by an element-wise dx. */
+#include <stdlib.h>
+
 #include "skd/ops/batchnorm.h"
+
+/* --sync-bn: the hook and the context it applies to (skd_batchnorm_set_sync). */
+static _Thread_local const skd_bn_sync *sync_hook;
+static _Thread_local const skd_context *sync_ctx;
+
+void skd_batchnorm_set_sync(skd_context *ctx, const skd_bn_sync *sync) {
+  sync_hook = sync;
+  sync_ctx = sync ? ctx : NULL;
+}
+
+static const skd_bn_sync *active_sync(const skd_context *ctx, int training) {
+  return training && sync_hook && sync_ctx == ctx && sync_hook->ranks > 1 ? sync_hook : NULL;
+}
 
 /* Work-group size of the per-channel reductions (a power of two): wide on
  * GPUs; on CPUs a few work-items, each walking nearly contiguous memory
@@ -34,7 +49,7 @@ static skd_status check_act(const char *op, skd_bn_act act, float slope) {
   return SKD_OK;
 }
 
-static skd_status forward_checks(int training, const skd_tensor *x, const skd_tensor *gamma, const skd_tensor *beta,
+static skd_status forward_checks(skd_context *ctx, int training, const skd_tensor *x, const skd_tensor *gamma, const skd_tensor *beta,
                                  const skd_tensor *running_mean, const skd_tensor *running_var,
                                  const skd_tensor *save_mean, const skd_tensor *save_invstd, const skd_tensor *y,
                                  float eps, float momentum, skd_bn_act act, float slope) {
@@ -55,8 +70,9 @@ static skd_status forward_checks(int training, const skd_tensor *x, const skd_te
   if (!(eps > 0.0f)) return skd_error(SKD_EINVAL, "batchnorm forward: eps must be > 0 (%g)", (double)eps);
   if (training && !(momentum >= 0.0f && momentum <= 1.0f))
     return skd_error(SKD_EINVAL, "batchnorm forward: momentum must be in [0, 1] (%g)", (double)momentum);
-  /* PyTorch refuses this too: the unbiased variance would divide by zero. */
-  if (training && x->n * x->h * x->w <= 1)
+  /* PyTorch refuses this too: the unbiased variance would divide by zero
+   * (synchronised: the count over all ranks, checked after the gather). */
+  if (training && !active_sync(ctx, training) && x->n * x->h * x->w <= 1)
     return skd_error(SKD_EINVAL,
                      "batchnorm forward: expected more than 1 value per channel when training, got input of "
                      "shape (%d, %d, %d, %d)",
@@ -64,12 +80,83 @@ static skd_status forward_checks(int training, const skd_tensor *x, const skd_te
   return check_act("batchnorm forward", act, slope);
 }
 
+/* Synchronised statistics: this rank's part, the ranks' parts merged on
+ * the host in rank order, then finished on the device. */
+static skd_status synced_stats(skd_context *ctx, const skd_bn_sync *sync, const skd_tensor *x,
+                               const skd_tensor *running_mean, const skd_tensor *running_var,
+                               const skd_tensor *mean, const skd_tensor *invstd, float eps, float momentum) {
+  const int n = x->n, c = x->c, hw = x->h * x->w;
+  const int ranks = sync->ranks;
+  cl_mem ws;
+  skd_status st = skd_workspace_get(ctx, 2 * (size_t)c * sizeof(float), &ws);
+  if (st != SKD_OK) return st;
+  skd_tensor part = skd_tensor_view(ws, 0, 1, 2 * c, 1, 1);
+  skd_kernel *k;
+  st = skd_kernel_get(ctx, "batchnorm", "batchnorm_stats_part", &k);
+  if (st != SKD_OK) return st;
+  size_t wg = reduce_wg(ctx);
+  skd_args a = skd_args_begin(k);
+  skd_arg_int(&a, n);
+  skd_arg_int(&a, c);
+  skd_arg_int(&a, hw);
+  skd_arg_int(&a, !ctx->info.is_gpu);
+  skd_arg_tensor(&a, x);
+  skd_arg_tensor(&a, &part);
+  skd_arg_local(&a, 3 * wg * sizeof(float));
+  size_t global = (size_t)c * wg;
+  st = skd_launch(ctx, &a, 1, &global, &wg);
+  /* host: [own count, own (mean, ssd)] -> every rank's */
+  float *own = malloc((2 * (size_t)c + 1) * sizeof(float)), *all = malloc((size_t)ranks * (2 * (size_t)c + 1) * sizeof(float));
+  if (!own || !all) st = skd_error(SKD_ENOMEM, "batchnorm forward: out of host memory for synchronised statistics");
+  if (st == SKD_OK) st = skd_tensor_download(ctx, &part, own + 1);
+  if (st == SKD_OK) {
+    own[0] = (float)n * (float)hw;
+    st = sync->gather(sync->user, own, all, 2 * (size_t)c + 1);
+  }
+  double total = 0;
+  for (int r = 0; st == SKD_OK && r < ranks; r++) total += all[(size_t)r * (2 * (size_t)c + 1)];
+  if (st == SKD_OK && total <= 1)
+    st = skd_error(SKD_EINVAL, "batchnorm forward: expected more than 1 value per channel over all ranks when "
+                   "training, got %g", total);
+  for (int ch = 0; st == SKD_OK && ch < c; ch++) {
+    double cnt = 0, mu = 0, m2 = 0;
+    for (int r = 0; r < ranks; r++) { /* Chan's merge, rank order */
+      const float *p = all + (size_t)r * (2 * (size_t)c + 1);
+      double cb = p[0], mb = p[1 + ch], m2b = p[1 + c + ch];
+      if (cb == 0) continue;
+      double tot = cnt + cb, delta = mb - mu;
+      m2 += m2b + delta * delta * (cnt * cb / tot);
+      mu += delta * (cb / tot);
+      cnt = tot;
+    }
+    own[1 + ch] = (float)mu;
+    own[1 + c + ch] = (float)m2;
+  }
+  if (st == SKD_OK) st = skd_tensor_upload(ctx, &part, own + 1);
+  free(own);
+  free(all);
+  if (st != SKD_OK) return st;
+  st = skd_kernel_get(ctx, "batchnorm", "batchnorm_stats_finish", &k);
+  if (st != SKD_OK) return st;
+  a = skd_args_begin(k);
+  skd_arg_int(&a, c);
+  skd_arg_int(&a, (int)total);
+  skd_arg_float(&a, eps);
+  skd_arg_float(&a, momentum);
+  skd_arg_tensor(&a, &part);
+  skd_arg_tensor(&a, running_mean);
+  skd_arg_tensor(&a, running_var);
+  skd_arg_tensor(&a, mean);
+  skd_arg_tensor(&a, invstd);
+  return skd_launch_1d(ctx, &a, (size_t)c, 64);
+}
+
 skd_status skd_batchnorm_forward(skd_context *ctx, int training, const skd_tensor *x, const skd_tensor *gamma,
                                  const skd_tensor *beta, const skd_tensor *running_mean,
                                  const skd_tensor *running_var, const skd_tensor *save_mean,
                                  const skd_tensor *save_invstd, const skd_tensor *y, float eps, float momentum,
                                  skd_bn_act act, float slope) {
-  skd_status st = forward_checks(training, x, gamma, beta, running_mean, running_var, save_mean, save_invstd, y,
+  skd_status st = forward_checks(ctx, training, x, gamma, beta, running_mean, running_var, save_mean, save_invstd, y,
                                  eps, momentum, act, slope);
   if (st != SKD_OK) return st;
   const int n = x->n, c = x->c, hw = x->h * x->w;
@@ -89,7 +176,10 @@ skd_status skd_batchnorm_forward(skd_context *ctx, int training, const skd_tenso
   }
 
   skd_kernel *k;
-  if (training) {
+  const skd_bn_sync *sync = active_sync(ctx, training);
+  if (sync) {
+    st = synced_stats(ctx, sync, x, running_mean, running_var, &mean, &invstd, eps, momentum);
+  } else if (training) {
     st = skd_kernel_get(ctx, "batchnorm", "batchnorm_stats_fwd", &k);
     if (st != SKD_OK) return st;
     size_t wg = reduce_wg(ctx);
@@ -208,6 +298,20 @@ skd_status skd_batchnorm_backward(skd_context *ctx, int training, const skd_tens
     if (st != SKD_OK) return st;
   }
   if (!dx) return SKD_OK;
+  /* --sync-bn: dx's sums over every rank's samples, and their count. */
+  const skd_bn_sync *sync = active_sync(ctx, training);
+  int m = n * hw;
+  if (sync) {
+    float *host = malloc((2 * (size_t)c + 1) * sizeof(float));
+    if (!host) return skd_error(SKD_ENOMEM, "batchnorm backward: out of host memory for synchronised sums");
+    st = skd_tensor_download(ctx, &sums, host);
+    host[2 * c] = (float)m;
+    if (st == SKD_OK) st = sync->sum(sync->user, host, 2 * (size_t)c + 1);
+    if (st == SKD_OK) st = skd_tensor_upload(ctx, &sums, host);
+    m = (int)host[2 * c];
+    free(host);
+    if (st != SKD_OK) return st;
+  }
 
   st = skd_kernel_get(ctx, "batchnorm", "batchnorm_bwd_x", &k);
   if (st != SKD_OK) return st;
@@ -216,7 +320,7 @@ skd_status skd_batchnorm_backward(skd_context *ctx, int training, const skd_tens
   skd_arg_int(&a, c);
   skd_arg_int(&a, hw);
   skd_arg_int(&a, per_item(ctx));
-  skd_arg_int(&a, n * hw);
+  skd_arg_int(&a, m);
   skd_arg_int(&a, training != 0);
   skd_arg_int(&a, (int)act);
   skd_arg_float(&a, slope);

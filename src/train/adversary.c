@@ -53,7 +53,8 @@ skd_status adversary_create(struct skd_trainer *t) {
     if (a->d->state[i]->grad.mem) a->trainable[a->ntrainable++] = a->d->state[i];
   st = skd_optim_sgd_init(&a->opt, c->d_lr, c->d_momentum, 0.0, 0.0, 0);
   a->opt.step = t->step;
-  a->mix_host = malloc((size_t)t->rows * sizeof(float));
+  /* the whole batch's draws: a rank takes its shard's (data parallel) */
+  a->mix_host = malloc((size_t)t->rows * (size_t)t->ranks * sizeof(float));
   if (!a->mix_host) return skd_error(SKD_ENOMEM, "discriminator: out of host memory");
   if (st == SKD_OK) st = skd_tensor_alloc(t->ctx, &a->mix, t->rows, 1, 1, 1);
   return st;
@@ -96,8 +97,8 @@ skd_status adversary_gradients(struct skd_trainer *t, const skd_tensor *image, c
   /* The D step's four terms land in the trainer's scalar slots S_D_LOSS..S_D_PENALTY. */
   skd_tensor terms = skd_tensor_view(t->scalars.mem, t->scalars.offset + S_D_LOSS, 1, SKD_HOLISTIC_TERMS, 1, 1);
   skd_tensor mix = skd_tensor_view(a->mix.mem, a->mix.offset, n, 1, 1, 1);
-  skd_holistic_mix_draw(t->cfg.seed, (uint64_t)t->step, n, a->mix_host);
-  skd_status st = skd_tensor_upload(t->ctx, &mix, a->mix_host);
+  skd_holistic_mix_draw(t->cfg.seed, (uint64_t)t->step, n * t->ranks, a->mix_host);
+  skd_status st = skd_tensor_upload(t->ctx, &mix, a->mix_host + (size_t)t->rank * (size_t)n);
   skd_tensor ds, dt;
   if (st == SKD_OK && depth_input(t)) { /* the teacher's depth map is the "real" sample */
     st = depth_of(t, q_student, &ds);
@@ -188,4 +189,9 @@ void adversary_memory(const struct adversary *a, size_t *params, size_t *optimis
     *optimiser += (p->state1.mem ? bytes : 0) + (p->state2.mem ? bytes : 0);
   }
   *other = skd_tensor_numel(&a->mix) * sizeof(float);
+}
+
+skd_param *const *adversary_params(struct adversary *a, int *n, int all) {
+  *n = all ? a->d->nstate : a->ntrainable;
+  return all ? a->d->state : a->trainable;
 }

@@ -71,7 +71,8 @@ skd_status skd_evaluate(skd_pspnet *net, skd_arena *arena, const skd_dataset *ds
   float *image = NULL;
   uint8_t *label = NULL, *pred = NULL;
   size_t capacity = 0;
-  for (int i = 0; i < total && st == SKD_OK; i++) {
+  const int stride = opt->shards > 1 ? opt->shards : 1;
+  for (int i = stride > 1 ? opt->shard : 0; i < total && st == SKD_OK; i += stride) {
     skd_sample s;
     st = skd_dataset_read(ds, i, &s);
     if (st != SKD_OK) break;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "skd/dist.h"
 #include "skd/ops/elementwise.h"
 #include "skd/ops/resize.h"
 #include "skd/ops/softmax.h"
@@ -112,7 +113,10 @@ static skd_status open_data(skd_trainer *t) {
   if (st != SKD_OK) return st;
   skd_loader_config lc;
   memset(&lc, 0, sizeof lc);
-  lc.batch = c->batch;
+  /* Data parallel: this rank's shard of the global batch (ranks divide it). */
+  lc.batch = c->batch / t->ranks;
+  lc.stream_batch = t->ranks > 1 ? c->batch : 0;
+  lc.stream_first = t->rank * lc.batch;
   lc.train = 1;
   lc.first_batch = t->step; /* batch k feeds step k: a resumed run sees the same stream */
   skd_augment_reference(&lc.augment, c->crop);
@@ -124,11 +128,14 @@ static skd_status open_data(skd_trainer *t) {
   lc.depth_scale = depth ? c->depth_scale : 0.0f;
   st = skd_loader_create(&t->loader, t->train_set, &lc, c->seed);
   lc.depth_scale = 0.0f; /* unlabeled images: no depth to read */
-  t->rows = c->batch;
+  t->rows = lc.batch;
   if (st != SKD_OK || !c->unlabeled_list[0]) return st;
   /* The unlabeled images: the same augmentation, their own order and draws. */
   st = skd_dataset_open_unlabeled(&t->unlabeled_set, c->unlabeled_list, dir, &t->map);
-  lc.batch = c->unlabeled_batch > 0 ? c->unlabeled_batch : c->batch;
+  int unlabeled = c->unlabeled_batch > 0 ? c->unlabeled_batch : c->batch;
+  lc.batch = unlabeled / t->ranks;
+  lc.stream_batch = t->ranks > 1 ? unlabeled : 0;
+  lc.stream_first = t->rank * lc.batch;
   t->rows += lc.batch;
   if (st == SKD_OK) st = skd_loader_create(&t->unlabeled_loader, t->unlabeled_set, &lc, c->seed ^ 0x0A1AB1EDULL);
   return st;
@@ -196,6 +203,51 @@ static skd_status open_student(skd_trainer *t, const char *resume_path) {
   return st;
 }
 
+static skd_status bn_sum(void *user, float *buf, size_t n);
+static skd_status bn_gather(void *user, const float *in, float *out, size_t n);
+
+/* Data parallel: the ranks divide the batches, and run one configuration
+ * (its hash compared, paths left out). */
+static skd_status dist_check_config(skd_trainer *t) {
+  if (t->ranks < 2) return SKD_OK;
+  const skd_train_config *c = &t->cfg;
+  int unlabeled = c->unlabeled_list[0] ? (c->unlabeled_batch > 0 ? c->unlabeled_batch : c->batch) : 0;
+  if (c->batch % t->ranks || unlabeled % t->ranks)
+    return skd_error(SKD_EINVAL, "--batch %d%s: the global batch must be a multiple of the %d ranks", c->batch,
+                     unlabeled % t->ranks ? " (and the unlabeled batch)" : "", t->ranks);
+  /* Paths may differ per node (local copies, bench's temporary inputs). */
+  skd_train_config same = *c;
+  memset(same.out_dir, 0, sizeof same.out_dir);
+  memset(same.data_dir, 0, sizeof same.data_dir);
+  memset(same.train_list, 0, sizeof same.train_list);
+  memset(same.val_list, 0, sizeof same.val_list);
+  memset(same.unlabeled_list, 0, sizeof same.unlabeled_list);
+  memset(same.teacher_path, 0, sizeof same.teacher_path);
+  memset(same.init_path, 0, sizeof same.init_path);
+  char *json = NULL;
+  skd_status st = skd_train_config_to_json(&same, &json);
+  if (st != SKD_OK) return st;
+  uint64_t h = skd_dist_hash(json, strlen(json));
+  free(json);
+  long step = t->step;
+  return skd_dist_check_same(h ^ (uint64_t)step * 0x9E3779B97F4A7C15ULL, "training configuration (or resume step)");
+}
+
+/* Rank 0's student (values and running statistics) and D on every rank. */
+static skd_status dist_broadcast_start(skd_trainer *t) {
+  if (t->ranks < 2) return SKD_OK;
+  const skd_nn_params *r = &t->student->params;
+  skd_param **all = malloc((size_t)r->count * sizeof *all);
+  if (!all) return skd_error(SKD_ENOMEM, "trainer: out of host memory");
+  for (int i = 0; i < r->count; i++) all[i] = &r->entries[i]->param;
+  skd_status st = dist_broadcast_params(t, all, r->count);
+  free(all);
+  int n = 0;
+  skd_param *const *d = t->adv ? adversary_params(t->adv, &n, 1) : NULL;
+  if (st == SKD_OK && d) st = dist_broadcast_params(t, d, n);
+  return st;
+}
+
 skd_status skd_trainer_create(skd_trainer **out, skd_context *ctx, const skd_train_config *cfg,
                               const char *resume_path) {
   *out = NULL;
@@ -204,6 +256,14 @@ skd_status skd_trainer_create(skd_trainer **out, skd_context *ctx, const skd_tra
   t->ctx = ctx;
   t->cfg = *cfg;
   t->best_miou = NAN;
+  t->rank = skd_dist_rank();
+  t->ranks = skd_dist_size();
+  /* the collectives behind synchronised BN and the penalty's step (on by default with several ranks) */
+  t->sync_bn = t->ranks > 1;
+  t->bn_sync.ranks = t->ranks;
+  t->bn_sync.rank = t->rank;
+  t->bn_sync.sum = bn_sum;
+  t->bn_sync.gather = bn_gather;
   skd_status st = SKD_OK;
   if (resume_path) {
     /* The configuration comes from the caller (the CLI starts from the one
@@ -220,11 +280,14 @@ skd_status skd_trainer_create(skd_trainer **out, skd_context *ctx, const skd_tra
                      t->step, t->cfg.steps);
   }
   if (st == SKD_OK) st = skd_train_config_validate(&t->cfg);
+  if (st == SKD_OK) st = dist_check_config(t);
   if (st == SKD_OK) st = open_data(t);
   if (st == SKD_OK) t->cfg.classes = t->map.classes;
   if (st == SKD_OK && t->cfg.teacher_path[0]) st = open_teacher(t);
   if (st == SKD_OK && t->teacher && t->cfg.holistic) st = adversary_create(t);
   if (st == SKD_OK) st = open_student(t, resume_path);
+  if (st == SKD_OK) t->student->dropout_row0 = t->rank * (t->cfg.batch / t->ranks); /* this rank's shard */
+  if (st == SKD_OK) st = dist_broadcast_start(t);
   if (st == SKD_OK) st = skd_pspnet_output_shape(t->student, t->cfg.crop, t->cfg.crop, &t->logit_h, &t->logit_w);
   if (st == SKD_OK) st = skd_optim_sgd_init(&t->opt, t->cfg.lr, t->cfg.momentum, 0.0, t->cfg.weight_decay, 0);
   if (st == SKD_OK) t->opt.step = t->step;
@@ -259,6 +322,7 @@ void skd_trainer_free(skd_trainer *t) {
   skd_tensor_release(&t->scalars);
   free(t->label_host);
   free(t->label_small);
+  free(t->stage);
   free(t);
 }
 
@@ -343,7 +407,31 @@ static skd_status check_finite(const skd_trainer *t, const float *s, int distill
   return SKD_OK;
 }
 
+static skd_status bn_sum(void *user, float *buf, size_t n) { (void)user; return skd_dist_allreduce_sum(buf, n); }
+static skd_status bn_gather(void *user, const float *in, float *out, size_t n) {
+  (void)user;
+  return skd_dist_allgather_float(in, out, n);
+}
+
+skd_status skd_trainer_set_sync_bn(skd_trainer *t, int on) {
+  t->sync_bn = on != 0 && t->ranks > 1;
+  /* Ranks that disagree would wait for each other's collectives forever. */
+  return skd_dist_check_same((uint64_t)t->sync_bn, "--sync-bn setting");
+}
+
+static skd_status step_body(skd_trainer *t, skd_step_report *r);
+
+/* --sync-bn: the student's training-mode BN layers go through the hook for this step. */
 skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
+  if (t->sync_bn) skd_batchnorm_set_sync(t->ctx, &t->bn_sync);
+  if (t->ranks > 1) skd_holistic_set_sync(t->ctx, &t->bn_sync); /* the penalty's step over the whole batch */
+  skd_status st = step_body(t, r);
+  if (t->sync_bn) skd_batchnorm_set_sync(t->ctx, NULL);
+  if (t->ranks > 1) skd_holistic_set_sync(t->ctx, NULL);
+  return st;
+}
+
+static skd_status step_body(skd_trainer *t, skd_step_report *r) {
   const skd_train_config *c = &t->cfg;
   double t0 = now_seconds(), mark = t0;
   memset(r, 0, sizeof *r);
@@ -418,6 +506,10 @@ skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
    * leaves the student's and D's parameters untouched. */
   float s[S_COUNT];
   if (st == SKD_OK) st = skd_tensor_download(t->ctx, &t->scalars, s);
+  if (st == SKD_OK && t->ranks > 1) { /* the terms' mean over ranks: every rank reports and stops alike */
+    st = skd_dist_allreduce_sum(s, S_COUNT);
+    for (int i = 0; i < S_COUNT; i++) s[i] /= (float)t->ranks;
+  }
   if (st == SKD_OK) st = check_finite(t, s, distill);
   if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_OPTIMISER, &mark);
   if (st != SKD_OK) return st;
@@ -427,6 +519,12 @@ skd_status skd_trainer_step(skd_trainer *t, skd_step_report *r) {
   st = skd_nn_params_zero_grad(&t->student->params);
   if (st == SKD_OK) st = skd_pspnet_backward(t->student, &dq, &ddsn, df.mem ? &df : NULL);
   if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_STUDENT_BWD, &mark);
+  t->allreduce_ms = 0;
+  if (st == SKD_OK) st = dist_average_grads(t, t->student->params.trainable, t->student->params.ntrainable);
+  int dn = 0;
+  skd_param *const *dp = t->adv ? adversary_params(t->adv, &dn, 0) : NULL;
+  if (st == SKD_OK && dp) st = dist_average_grads(t, dp, dn);
+  r->allreduce_ms = t->allreduce_ms;
   if (st == SKD_OK)
     st = skd_optim_step(t->ctx, &t->opt, t->student->params.trainable, t->student->params.ntrainable);
   if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_OPTIMISER, &mark);
@@ -462,7 +560,12 @@ skd_status skd_trainer_validate(skd_trainer *t, skd_metrics *m) {
   if (t->cfg.imagenet_norm) skd_normalize_imagenet(&opt.normalize);
   skd_confusion conf;
   skd_status st = skd_confusion_init(&conf, t->cfg.classes);
+  /* Data parallel: every rank its share of the images, the matrices summed. */
+  opt.shard = t->rank;
+  opt.shards = t->ranks;
   if (st == SKD_OK) st = skd_evaluate(t->student, t->arena, t->val_set, &opt, &conf, NULL, NULL);
+  if (st == SKD_OK) st = skd_dist_allreduce_u64(conf.counts, (size_t)conf.classes * (size_t)conf.classes);
+  if (st == SKD_OK) st = skd_dist_allreduce_u64(&conf.ignored, 1);
   if (st == SKD_OK) st = skd_metrics_compute(&conf, m);
   skd_confusion_free(&conf);
   return st;

@@ -2,6 +2,7 @@
 #ifndef SKD_TRAINER_PRIVATE_H
 #define SKD_TRAINER_PRIVATE_H
 
+#include "skd/ops/batchnorm.h"
 #include "skd/data.h"
 #include "skd/evaluate.h"
 #include "skd/loss.h"
@@ -41,6 +42,14 @@ struct skd_trainer {
   double best_miou;
   struct adversary *adv;
   int timing; /* skd_trainer_set_timing */
+  /* Data parallel (skd/dist.h): this rank, the rank count, the host staging
+   * buffer for gradient buckets, the last step's allreduce wall time. */
+  int rank, ranks;
+  float *stage;
+  size_t stage_floats;
+  double allreduce_ms;
+  int sync_bn;            /* skd_trainer_set_sync_bn */
+  skd_bn_sync bn_sync;    /* its hook (skd/dist.h behind it) */
 };
 
 skd_tensor trainer_scalar(const struct skd_trainer *t, enum scalar_slot s);
@@ -64,6 +73,15 @@ skd_status grad_snapshot(struct skd_trainer *t, grad_snapshots *g, int term, con
 /* Fills r->grad_q and r->grad_f from the snapshots and the pair term's dF (NULL: none). */
 skd_status grad_norms_compute(struct skd_trainer *t, const grad_snapshots *g, const skd_tensor *df_pair,
                               skd_step_report *r);
+
+/* dist_grads.c: data parallel over ranks (no-ops with one rank). */
+/* Rank 0's values of these parameters on every rank (the start of a run). */
+skd_status dist_broadcast_params(struct skd_trainer *t, skd_param *const *p, int n);
+/* Every gradient averaged over the ranks: host-staged buckets in reverse
+ * order, each allreduce started once its bucket is read back. */
+skd_status dist_average_grads(struct skd_trainer *t, skd_param *const *p, int n);
+/* adversary.c: D's trainable parameters (all 0) or its whole state (all 1). */
+skd_param *const *adversary_params(struct adversary *a, int *n, int all);
 
 /* checkpoint.c */
 /* Optimiser state of a registry under prefix ("optim.student."). */

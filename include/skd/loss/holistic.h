@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "skd/nn/discriminator.h"
+#include "skd/ops/batchnorm.h" /* skd_bn_sync */
 #include "skd/tensor.h"
 #include "skd/train_config.h" /* skd_adv_type: SKD_ADV_WGAN_GP, SKD_ADV_HINGE */
 
@@ -90,6 +91,13 @@ skd_status skd_holistic_d_step(skd_context *ctx, const skd_holistic_config *cfg,
  * (TRAIN), writes penalty (1 element, without lambdas) and, if given,
  * gnorm (N values: ||g_n||), and ACCUMULATES lambda_d lambda_gp dGP/dtheta
  * into D's gradients. */
+/* Data parallel: while a hook is set for ctx (this thread), the penalty's
+ * finite-difference step is taken from the norms of every rank's samples
+ * (gathered in rank order), as one process over the whole batch takes it,
+ * and the difference weights are scaled by the rank count (the caller
+ * averages gradients over ranks). NULL: off. */
+void skd_holistic_set_sync(skd_context *ctx, const skd_bn_sync *sync);
+
 skd_status skd_holistic_penalty(skd_context *ctx, const skd_holistic_config *cfg, skd_disc *d, skd_arena *arena,
                                 const skd_tensor *q_s, const skd_tensor *q_t, const skd_tensor *image,
                                 const skd_tensor *mix, const skd_tensor *penalty, const skd_tensor *gnorm);

@@ -78,6 +78,7 @@ typedef struct skd_pspnet {
   skd_nn_exec exec;
   int kept;
   uint32_t seed_psp, seed_dsn;
+  int dropout_row0; /* data parallel: the batch's first sample is this row of the global batch (0) */
   skd_tensor x3, x4, pooled[4], stage_y[4], cat, dsn_y;
   skd_pspnet_outputs out;
 } skd_pspnet;

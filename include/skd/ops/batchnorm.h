@@ -59,6 +59,28 @@ skd_status skd_batchnorm_backward(skd_context *ctx, int training, const skd_tens
                                   const skd_tensor *save_invstd, const skd_tensor *dy, const skd_tensor *dx,
                                   const skd_tensor *dgamma, const skd_tensor *dbeta, skd_bn_act act, float slope);
 
+/* Synchronised batch norm (data parallel, --sync-bn): while a hook is set
+ * for a context, every training-mode forward and backward on it takes its
+ * statistics over all ranks' samples. Forward: each rank's per-channel
+ * (mean, sum of squared deviations) are gathered and merged on the host in
+ * rank order (Chan et al., in double), so every rank normalises with the
+ * same statistics over M = sum of the ranks' N*H*W (which must exceed 1;
+ * a rank's own count may be 1). Backward: the two per-channel sums of dx
+ * are summed over ranks; dgamma and dbeta stay this rank's (the caller
+ * averages gradients over ranks). Each BN layer costs a device-to-host
+ * round trip and a collective: the hook runs on the calling thread, and
+ * every rank must run the same BN calls in the same order. */
+typedef struct skd_bn_sync {
+  int ranks, rank;
+  void *user;
+  /* buf[i] = sum over ranks of buf[i] (n floats, in place). */
+  skd_status (*sum)(void *user, float *buf, size_t n);
+  /* out = every rank's n floats of in, in rank order (ranks * n). */
+  skd_status (*gather)(void *user, const float *in, float *out, size_t n);
+} skd_bn_sync;
+/* sync NULL: off. The hook is kept per thread, for this context only. */
+void skd_batchnorm_set_sync(skd_context *ctx, const skd_bn_sync *sync);
+
 /* Plain-C references, same semantics (in double internally; backward
  * accumulates; NULL outputs are skipped). Arrays are NCHW with n, c, hw =
  * H*W; per-channel arrays have c entries. The training forward returns

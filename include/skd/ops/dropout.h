@@ -27,6 +27,14 @@ skd_status skd_dropout2d_forward(skd_context *ctx, int training, const skd_tenso
 skd_status skd_dropout2d_backward(skd_context *ctx, int training, const skd_tensor *dy, const skd_tensor *dx,
                                   float p, uint32_t seed);
 
+/* The same, for a tensor whose first sample is row row0 of a larger batch:
+ * channel (n, c) takes the mask of (n + row0, c) (data parallel: a rank's
+ * shard draws the masks one process would draw for those rows). */
+skd_status skd_dropout2d_forward_rows(skd_context *ctx, int training, const skd_tensor *x, const skd_tensor *y,
+                                      float p, uint32_t seed, int row0);
+skd_status skd_dropout2d_backward_rows(skd_context *ctx, int training, const skd_tensor *dy, const skd_tensor *dx,
+                                       float p, uint32_t seed, int row0);
+
 /* The generator as the kernels evaluate it: Philox2x32-10 of counter (c, n)
  * under key seed, first word. */
 uint32_t skd_dropout2d_bits(uint32_t seed, int n, int c);

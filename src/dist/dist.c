@@ -86,22 +86,20 @@ void skd_dist_abort(int code) {
 /* MPI counts are int: long buffers go in pieces. */
 #define CHUNK ((size_t)1 << 30)
 
-skd_status skd_dist_allreduce_sum(float *buf, size_t n) {
+/* In place, summed over the ranks, in pieces of at most CHUNK elements. */
+static skd_status allreduce_sum(void *buf, size_t n, MPI_Datatype type, size_t elem_size) {
   for (size_t at = 0; started && size_ > 1 && at < n; at += CHUNK) {
     int count = (int)(n - at < CHUNK ? n - at : CHUNK);
-    int rc = MPI_Allreduce(MPI_IN_PLACE, buf + at, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + at * elem_size, count, type, MPI_SUM, MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS) return mpi_error(rc, "MPI_Allreduce");
   }
   return SKD_OK;
 }
 
+skd_status skd_dist_allreduce_sum(float *buf, size_t n) { return allreduce_sum(buf, n, MPI_FLOAT, sizeof *buf); }
+
 skd_status skd_dist_allreduce_u64(uint64_t *buf, size_t n) {
-  for (size_t at = 0; started && size_ > 1 && at < n; at += CHUNK) {
-    int count = (int)(n - at < CHUNK ? n - at : CHUNK);
-    int rc = MPI_Allreduce(MPI_IN_PLACE, buf + at, count, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) return mpi_error(rc, "MPI_Allreduce");
-  }
-  return SKD_OK;
+  return allreduce_sum(buf, n, MPI_UINT64_T, sizeof *buf);
 }
 
 skd_status skd_dist_iallreduce_sum(float *buf, size_t n) {

@@ -33,18 +33,28 @@ int skd_dist_size(void);
 /* The rank's index among the ranks of its node (device choice). */
 int skd_dist_local_rank(void);
 
+/* Every wait below gives up after SKD_DIST_TIMEOUT seconds (default 600, 0:
+ * never) with an error naming the rank and the call: a rank that hangs
+ * without exiting cannot stall the others forever. */
+#define SKD_DIST_DEFAULT_TIMEOUT 600.0
+double skd_dist_timeout(void);
+
 /* buf[i] = sum over ranks of buf[i], on every rank (blocking). */
 skd_status skd_dist_allreduce_sum(float *buf, size_t n);
 /* The same over 64-bit counts (confusion matrices). */
 skd_status skd_dist_allreduce_u64(uint64_t *buf, size_t n);
-/* Starts the sum of buf in the background; skd_dist_wait_all finishes every
- * started one (buf must stay untouched until then). At most
- * SKD_DIST_MAX_PENDING at once. */
+/* Gradient buckets: starts the float sum of buf in the background on a
+ * communicator of its own (so the blocking collectives above may run while
+ * it is in flight) and gives its handle. Every rank must start its buckets
+ * in the same order. buf stays untouched until the sum is done:
+ * skd_dist_test says whether it is (and moves MPI along), skd_dist_wait_all
+ * finishes every started one. At most SKD_DIST_MAX_PENDING at once. */
 #define SKD_DIST_MAX_PENDING 64
-skd_status skd_dist_iallreduce_sum(float *buf, size_t n);
+skd_status skd_dist_iallreduce_sum(float *buf, size_t n, int *handle);
+skd_status skd_dist_test(int handle, int *done);
 skd_status skd_dist_wait_all(void);
-/* out = every rank's n floats of in, in rank order (size * n). */
-skd_status skd_dist_allgather_float(const float *in, float *out, size_t n);
+/* out = every rank's `bytes` of in, in rank order (size * bytes). */
+skd_status skd_dist_allgather(const void *in, void *out, size_t bytes);
 /* Rank root's bytes to every rank. */
 skd_status skd_dist_broadcast(void *buf, size_t bytes, int root);
 /* The max over ranks of an int (an error or a stop request on any rank). */

@@ -30,6 +30,10 @@ void skd_tensor_release(skd_tensor *t);
 /* Blocking transfers of the whole tensor. */
 skd_status skd_tensor_upload(skd_context *ctx, const skd_tensor *t, const float *host);
 skd_status skd_tensor_download(skd_context *ctx, const skd_tensor *t, float *host);
+/* The download queued behind the work before it; *done completes when host
+ * holds the values (release it with clReleaseEvent). host stays untouched
+ * by the caller until then. */
+skd_status skd_tensor_download_async(skd_context *ctx, const skd_tensor *t, float *host, cl_event *done);
 
 skd_status skd_tensor_fill(skd_context *ctx, const skd_tensor *t, float value);
 skd_status skd_tensor_copy(skd_context *ctx, const skd_tensor *dst, const skd_tensor *src);

@@ -1,6 +1,7 @@
 /* MPI behind skd/dist.h; without MPI (or without a launcher) one rank. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "skd/dist.h"
 
@@ -32,7 +33,27 @@ uint64_t skd_dist_hash(const void *data, size_t bytes) {
   return h;
 }
 
+static double timeout_s = SKD_DIST_DEFAULT_TIMEOUT;
+double skd_dist_timeout(void) { return timeout_s; }
+
+/* SKD_DIST_TIMEOUT: seconds, 0 = wait forever. */
+static skd_status read_timeout(void) {
+  const char *env = getenv("SKD_DIST_TIMEOUT");
+  if (!env) return SKD_OK;
+  char *end = NULL;
+  double v = strtod(env, &end);
+  if (end == env || *end || !(v >= 0) || v > 1e7)
+    return skd_error(SKD_EINVAL, "SKD_DIST_TIMEOUT: expected seconds between 0 (wait forever) and 1e7, got '%s'",
+                     env);
+  timeout_s = v;
+  return SKD_OK;
+}
+
 #ifdef SKD_HAVE_MPI
+/* The gradient buckets' communicator: their non-blocking sums are matched
+ * in start order among themselves, whatever the blocking collectives on
+ * MPI_COMM_WORLD do meanwhile. */
+static MPI_Comm grad_comm = MPI_COMM_NULL;
 static MPI_Request pending[SKD_DIST_MAX_PENDING];
 static int npending;
 
@@ -52,7 +73,37 @@ static skd_status mpi_error(int rc, const char *call) {
   return skd_error(SKD_EINVAL, "MPI: %s failed on rank %d: %s", call, rank_, text);
 }
 
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Waits for n requests, polling (MPI_Test moves the library along) up to
+ * the timeout: a tight loop for the first millisecond (sync-BN's small sums
+ * answer within it), then 50 us naps. */
+static skd_status wait_requests(MPI_Request *req, int n, const char *call) {
+  const double start = now_s();
+  for (long polls = 0;; polls++) {
+    int done = 0;
+    int rc = MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS) return mpi_error(rc, call);
+    if (done) return SKD_OK;
+    double waited = now_s() - start;
+    if (timeout_s > 0 && waited > timeout_s)
+      return skd_error(SKD_EINVAL, "MPI: rank %d waited %.0f s in %s for the other ranks (one of them hangs, or the "
+                       "network is down); giving up (SKD_DIST_TIMEOUT sets the limit)", rank_, waited, call);
+    if (waited > 1e-3 && polls % 16 == 15) nanosleep(&(struct timespec){0, 50000}, NULL);
+  }
+}
+
+static skd_status wait_one(int rc, MPI_Request *req, const char *call) {
+  return rc == MPI_SUCCESS ? wait_requests(req, 1, call) : mpi_error(rc, call);
+}
+
 skd_status skd_dist_init(void) {
+  skd_status st = read_timeout();
+  if (st != SKD_OK) return st;
   int done = 0;
   MPI_Initialized(&done);
   if (done || !launched()) return SKD_OK;
@@ -68,10 +119,12 @@ skd_status skd_dist_init(void) {
     MPI_Comm_rank(node, &local_rank_);
     MPI_Comm_free(&node);
   }
-  return SKD_OK;
+  rc = MPI_Comm_dup(MPI_COMM_WORLD, &grad_comm);
+  return rc == MPI_SUCCESS ? SKD_OK : mpi_error(rc, "MPI_Comm_dup");
 }
 
 void skd_dist_finalize(void) {
+  if (grad_comm != MPI_COMM_NULL) MPI_Comm_free(&grad_comm);
   if (started) MPI_Finalize();
   started = 0;
   rank_ = 0;
@@ -88,12 +141,14 @@ void skd_dist_abort(int code) {
 
 /* In place, summed over the ranks, in pieces of at most CHUNK elements. */
 static skd_status allreduce_sum(void *buf, size_t n, MPI_Datatype type, size_t elem_size) {
-  for (size_t at = 0; started && size_ > 1 && at < n; at += CHUNK) {
+  skd_status st = SKD_OK;
+  for (size_t at = 0; started && size_ > 1 && at < n && st == SKD_OK; at += CHUNK) {
     int count = (int)(n - at < CHUNK ? n - at : CHUNK);
-    int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + at * elem_size, count, type, MPI_SUM, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) return mpi_error(rc, "MPI_Allreduce");
+    MPI_Request req;
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + at * elem_size, count, type, MPI_SUM, MPI_COMM_WORLD, &req);
+    st = wait_one(rc, &req, "MPI_Allreduce");
   }
-  return SKD_OK;
+  return st;
 }
 
 skd_status skd_dist_allreduce_sum(float *buf, size_t n) { return allreduce_sum(buf, n, MPI_FLOAT, sizeof *buf); }
@@ -102,73 +157,95 @@ skd_status skd_dist_allreduce_u64(uint64_t *buf, size_t n) {
   return allreduce_sum(buf, n, MPI_UINT64_T, sizeof *buf);
 }
 
-skd_status skd_dist_iallreduce_sum(float *buf, size_t n) {
+skd_status skd_dist_iallreduce_sum(float *buf, size_t n, int *handle) {
+  *handle = -1;
   if (!started || size_ < 2) return SKD_OK;
   if (n > CHUNK) return skd_error(SKD_EINVAL, "MPI: a bucket of %zu floats is too large", n);
   if (npending == SKD_DIST_MAX_PENDING)
     return skd_error(SKD_EINVAL, "MPI: more than %d allreduces in flight", SKD_DIST_MAX_PENDING);
-  int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &pending[npending]);
+  int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, grad_comm, &pending[npending]);
   if (rc != MPI_SUCCESS) return mpi_error(rc, "MPI_Iallreduce");
-  npending++;
+  *handle = npending++;
   return SKD_OK;
+}
+
+skd_status skd_dist_test(int handle, int *done) {
+  *done = 1;
+  if (handle < 0) return SKD_OK;
+  if (handle >= npending) return skd_error(SKD_EINVAL, "MPI: no allreduce %d in flight", handle);
+  int rc = MPI_Test(&pending[handle], done, MPI_STATUS_IGNORE); /* a finished one reads MPI_REQUEST_NULL: done */
+  return rc == MPI_SUCCESS ? SKD_OK : mpi_error(rc, "MPI_Test");
 }
 
 skd_status skd_dist_wait_all(void) {
   if (!npending) return SKD_OK;
-  int rc = MPI_Waitall(npending, pending, MPI_STATUSES_IGNORE);
+  skd_status st = wait_requests(pending, npending, "MPI_Iallreduce (gradients)");
   npending = 0;
-  return rc == MPI_SUCCESS ? SKD_OK : mpi_error(rc, "MPI_Waitall");
+  return st;
 }
 
-skd_status skd_dist_allgather_float(const float *in, float *out, size_t n) {
+skd_status skd_dist_allgather(const void *in, void *out, size_t bytes) {
   if (!started || size_ < 2) {
-    memcpy(out, in, n * sizeof(float));
+    memcpy(out, in, bytes);
     return SKD_OK;
   }
-  if (n > CHUNK) return skd_error(SKD_EINVAL, "MPI: a gather of %zu floats is too large", n);
-  int rc = MPI_Allgather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, MPI_COMM_WORLD);
-  return rc == MPI_SUCCESS ? SKD_OK : mpi_error(rc, "MPI_Allgather");
+  if (bytes > CHUNK) return skd_error(SKD_EINVAL, "MPI: a gather of %zu bytes is too large", bytes);
+  MPI_Request req;
+  int rc = MPI_Iallgather(in, (int)bytes, MPI_BYTE, out, (int)bytes, MPI_BYTE, MPI_COMM_WORLD, &req);
+  return wait_one(rc, &req, "MPI_Allgather");
 }
 
 skd_status skd_dist_broadcast(void *buf, size_t bytes, int root) {
   char *p = buf;
-  for (size_t at = 0; started && size_ > 1 && at < bytes; at += CHUNK) {
+  skd_status st = SKD_OK;
+  for (size_t at = 0; started && size_ > 1 && at < bytes && st == SKD_OK; at += CHUNK) {
     int count = (int)(bytes - at < CHUNK ? bytes - at : CHUNK);
-    int rc = MPI_Bcast(p + at, count, MPI_BYTE, root, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) return mpi_error(rc, "MPI_Bcast");
+    MPI_Request req;
+    int rc = MPI_Ibcast(p + at, count, MPI_BYTE, root, MPI_COMM_WORLD, &req);
+    st = wait_one(rc, &req, "MPI_Bcast");
   }
-  return SKD_OK;
+  return st;
 }
 
 skd_status skd_dist_max_int(int *value) {
   if (!started || size_ < 2) return SKD_OK;
-  int rc = MPI_Allreduce(MPI_IN_PLACE, value, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  return rc == MPI_SUCCESS ? SKD_OK : mpi_error(rc, "MPI_Allreduce");
+  MPI_Request req;
+  int rc = MPI_Iallreduce(MPI_IN_PLACE, value, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &req);
+  return wait_one(rc, &req, "MPI_Allreduce");
 }
 
 skd_status skd_dist_check_same(uint64_t value, const char *what) {
   if (!started || size_ < 2) return SKD_OK;
-  unsigned long long mine = value, *all = malloc((size_t)size_ * sizeof *all);
+  uint64_t *all = malloc((size_t)size_ * sizeof *all);
   if (!all) return skd_error(SKD_ENOMEM, "MPI: out of host memory");
-  int rc = MPI_Allgather(&mine, 1, MPI_UNSIGNED_LONG_LONG, all, 1, MPI_UNSIGNED_LONG_LONG, MPI_COMM_WORLD);
-  skd_status st = rc == MPI_SUCCESS ? SKD_OK : mpi_error(rc, "MPI_Allgather");
+  skd_status st = skd_dist_allgather(&value, all, sizeof value);
   for (int r = 1; r < size_ && st == SKD_OK; r++)
     if (all[r] != all[0])
       st = skd_error(SKD_EINVAL, "rank %d's %s differs from rank 0's (hash %016llx vs %016llx): every rank must be "
-                     "started with the same options", r, what, all[r], all[0]);
+                     "started with the same options", r, what, (unsigned long long)all[r],
+                     (unsigned long long)all[0]);
   free(all);
   return st;
 }
 #else
-skd_status skd_dist_init(void) { return SKD_OK; }
+skd_status skd_dist_init(void) { return read_timeout(); }
 void skd_dist_finalize(void) {}
 void skd_dist_abort(int code) { (void)code; }
 skd_status skd_dist_allreduce_sum(float *buf, size_t n) { (void)buf; (void)n; return SKD_OK; }
 skd_status skd_dist_allreduce_u64(uint64_t *buf, size_t n) { (void)buf; (void)n; return SKD_OK; }
-skd_status skd_dist_iallreduce_sum(float *buf, size_t n) { (void)buf; (void)n; return SKD_OK; }
+skd_status skd_dist_iallreduce_sum(float *buf, size_t n, int *handle) {
+  (void)buf, (void)n;
+  *handle = -1;
+  return SKD_OK;
+}
+skd_status skd_dist_test(int handle, int *done) {
+  (void)handle;
+  *done = 1;
+  return SKD_OK;
+}
 skd_status skd_dist_wait_all(void) { return SKD_OK; }
-skd_status skd_dist_allgather_float(const float *in, float *out, size_t n) {
-  memcpy(out, in, n * sizeof(float));
+skd_status skd_dist_allgather(const void *in, void *out, size_t bytes) {
+  memcpy(out, in, bytes);
   return SKD_OK;
 }
 skd_status skd_dist_broadcast(void *buf, size_t bytes, int root) { (void)buf; (void)bytes; (void)root; return SKD_OK; }

@@ -72,7 +72,7 @@ skd_status skd_nn_conv_bn_forward(skd_nn_exec *e, skd_nn_conv_bn *u, const skd_t
   return st;
 }
 
-skd_status skd_nn_conv_bn_backward(skd_nn_exec *e, skd_nn_conv_bn *u, const skd_tensor *dy, const skd_tensor *dx) {
+static skd_status conv_bn_backward(skd_nn_exec *e, skd_nn_conv_bn *u, const skd_tensor *dy, const skd_tensor *dx) {
   const skd_tensor *dw = grad_of(u->weight), *db = grad_of(u->bias);
   if (!u->gamma) return skd_conv2d_backward(e->ctx, &u->conv, &u->x, &u->weight->value, dy, dx, dw, db);
   const skd_tensor *dgamma = grad_of(u->gamma), *dbeta = grad_of(u->beta);
@@ -94,4 +94,16 @@ skd_status skd_nn_conv_bn_backward(skd_nn_exec *e, skd_nn_conv_bn *u, const skd_
   if (st == SKD_OK) st = skd_conv2d_backward(e->ctx, &u->conv, &u->x, &u->weight->value, &dz, dx, dw, db);
   skd_nn_exec_drop(e, &dz);
   return st;
+}
+
+/* The unit's gradients are final once its backward is queued: tells the
+ * exec's hook which ones. */
+skd_status skd_nn_conv_bn_backward(skd_nn_exec *e, skd_nn_conv_bn *u, const skd_tensor *dy, const skd_tensor *dx) {
+  skd_status st = conv_bn_backward(e, u, dy, dx);
+  if (st != SKD_OK || !e->grads_ready) return st;
+  skd_param *all[4] = {u->weight, u->bias, u->gamma, u->beta}, *with_grad[4];
+  int n = 0;
+  for (int i = 0; i < 4; i++)
+    if (grad_of(all[i])) with_grad[n++] = all[i];
+  return n ? e->grads_ready(e->grads_user, with_grad, n) : SKD_OK;
 }

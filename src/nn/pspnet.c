@@ -166,8 +166,8 @@ skd_status skd_pspnet_forward(skd_pspnet *net, skd_arena *arena, const skd_tenso
   if (image->n < 1) return skd_error(SKD_EINVAL, "pspnet forward: empty batch");
 
   skd_nn_pool_reset(&net->pool);
-  skd_nn_exec e = {net->ctx, arena, &net->pool, training, keep};
-  net->exec = e;
+  skd_nn_exec e = {net->ctx, arena, &net->pool, training, keep, net->exec.grads_ready, net->exec.grads_user};
+  net->exec = e; /* the hook (set by a data-parallel trainer) stays */
   net->seed_psp = skd_pspnet_dropout_seed(seed, 1);
   net->seed_dsn = skd_pspnet_dropout_seed(seed, 2);
   skd_resnet *bb = &net->backbone;

@@ -43,6 +43,12 @@ skd_status skd_tensor_download(skd_context *ctx, const skd_tensor *t, float *hos
                       "tensor download (clEnqueueReadBuffer)");
 }
 
+skd_status skd_tensor_download_async(skd_context *ctx, const skd_tensor *t, float *host, cl_event *done) {
+  return skd_cl_check(clEnqueueReadBuffer(ctx->queue, t->mem, CL_FALSE, t->offset * sizeof(float),
+                                          skd_tensor_numel(t) * sizeof(float), host, 0, NULL, done),
+                      "tensor download (clEnqueueReadBuffer, non-blocking)");
+}
+
 skd_status skd_values_check(const float *v, size_t n, const char *name, const char *what) {
   size_t len = strlen(name), suffix = strlen("running_var");
   int variance = len >= suffix && strcmp(name + len - suffix, "running_var") == 0;

@@ -1,5 +1,14 @@
 /* Data-parallel gradient averaging and the start-of-run broadcast, staged
- * through host memory (no MPI library reads OpenCL buffers). */
+ * through host memory (no MPI library reads OpenCL buffers).
+ *
+ * A step's gradients reach the host in the order backward finishes them:
+ * D's (complete before the student's backward starts), then the student's
+ * unit by unit (the exec hook, last layers first). Each is read back
+ * without blocking as soon as it is final; every 25 MB they close a bucket,
+ * and a bucket's allreduce starts once its read-back is done, while the
+ * device goes on with the rest of backward. Buckets start in the same
+ * order on every rank (the order backward hands the gradients over), on a
+ * communicator of their own. */
 #include <stdlib.h>
 #include <time.h>
 
@@ -21,60 +30,179 @@ static size_t total_floats(skd_param *const *p, int n, int grads) {
   return total;
 }
 
-static skd_status stage_reserve(struct skd_trainer *t, size_t floats) {
-  if (floats <= t->stage_floats) return SKD_OK;
-  float *s = realloc(t->stage, floats * sizeof(float));
-  if (!s) return skd_error(SKD_ENOMEM, "data parallel: out of host memory for %zu staged floats", floats);
-  t->stage = s;
-  t->stage_floats = floats;
+static skd_status stage_reserve(dist_grads *g, size_t floats, int params) {
+  if (floats > g->stage_floats) {
+    float *s = realloc(g->stage, floats * sizeof(float));
+    if (!s) return skd_error(SKD_ENOMEM, "data parallel: out of host memory for %zu staged floats", floats);
+    g->stage = s;
+    g->stage_floats = floats;
+  }
+  if (params > g->params_capacity) {
+    skd_param **p = realloc(g->params, (size_t)params * sizeof *p);
+    size_t *o = p ? realloc(g->offsets, (size_t)params * sizeof *o) : NULL;
+    if (p) g->params = p;
+    if (!o) return skd_error(SKD_ENOMEM, "data parallel: out of host memory for %d gradients", params);
+    g->offsets = o;
+    g->params_capacity = params;
+  }
   return SKD_OK;
+}
+
+void dist_grads_free(dist_grads *g) {
+  for (int b = 0; b < g->nbuckets; b++)
+    if (g->buckets[b].read) clReleaseEvent(g->buckets[b].read);
+  free(g->stage);
+  free(g->params);
+  free(g->offsets);
 }
 
 skd_status dist_broadcast_params(struct skd_trainer *t, skd_param *const *p, int n) {
   if (t->ranks < 2 || n == 0) return SKD_OK;
-  skd_status st = stage_reserve(t, total_floats(p, n, 0));
+  dist_grads *g = &t->grads;
+  skd_status st = stage_reserve(g, total_floats(p, n, 0), 0);
   size_t at = 0;
   for (int i = 0; i < n && st == SKD_OK; i++) {
-    st = skd_tensor_download(t->ctx, &p[i]->value, t->stage + at);
+    st = skd_tensor_download(t->ctx, &p[i]->value, g->stage + at);
     at += skd_tensor_numel(&p[i]->value);
   }
-  if (st == SKD_OK) st = skd_dist_broadcast(t->stage, at * sizeof(float), 0);
+  if (st == SKD_OK) st = skd_dist_broadcast(g->stage, at * sizeof(float), 0);
   at = 0;
   for (int i = 0; i < n && st == SKD_OK; i++) {
-    st = skd_tensor_upload(t->ctx, &p[i]->value, t->stage + at);
+    st = skd_tensor_upload(t->ctx, &p[i]->value, g->stage + at);
     skd_context_changed(t->ctx, p[i]->value.mem);
     at += skd_tensor_numel(&p[i]->value);
   }
   return st;
 }
 
-/* Reverse order (the last layers' gradients are complete first in a
- * backward pass); a bucket's allreduce starts as soon as it is on the host,
- * so it overlaps the read-back of the next bucket. It does not overlap the
- * backward pass itself: the caller runs this after backward has finished. */
-skd_status dist_average_grads(struct skd_trainer *t, skd_param *const *p, int n) {
-  if (t->ranks < 2 || n == 0) return SKD_OK;
-  double t0 = now_ms();
-  skd_status st = stage_reserve(t, total_floats(p, n, 1));
-  size_t at = 0, bucket_start = 0;
-  for (int i = n - 1; i >= 0 && st == SKD_OK; i--) {
-    st = skd_tensor_download(t->ctx, &p[i]->grad, t->stage + at);
-    at += skd_tensor_numel(&p[i]->grad);
-    if (st == SKD_OK && (at - bucket_start >= BUCKET_FLOATS || i == 0)) {
-      st = skd_dist_iallreduce_sum(t->stage + bucket_start, at - bucket_start);
-      bucket_start = at;
-    }
+skd_status dist_grads_begin(struct skd_trainer *t) {
+  if (t->ranks < 2) return SKD_OK;
+  dist_grads *g = &t->grads;
+  for (int b = 0; b < g->nbuckets; b++)
+    if (g->buckets[b].read) clReleaseEvent(g->buckets[b].read);
+  g->nparams = g->nbuckets = g->nstarted = g->ndone = 0;
+  g->staged = g->bucket_start = 0;
+  g->busy_ms = g->after_backward_ms = 0;
+  const skd_nn_params *student = &t->student->params;
+  int dn = 0;
+  skd_param *const *dp = t->adv ? adversary_params(t->adv, &dn, 0) : NULL;
+  g->expected_params = student->ntrainable + dn;
+  return stage_reserve(g, total_floats(student->trainable, student->ntrainable, 1) + total_floats(dp, dn, 1),
+                       g->expected_params);
+}
+
+/* Closes the bucket being filled (its reads are queued): it may start. */
+static skd_status close_bucket(struct skd_trainer *t) {
+  dist_grads *g = &t->grads;
+  if (g->staged == g->bucket_start) return SKD_OK;
+  if (g->nbuckets == SKD_DIST_MAX_PENDING)
+    return skd_error(SKD_EINVAL, "data parallel: more than %d gradient buckets", SKD_DIST_MAX_PENDING);
+  dist_bucket *b = &g->buckets[g->nbuckets++];
+  *b = (dist_bucket){g->bucket_start, g->staged - g->bucket_start, g->last_read, -1, 0, 0};
+  clRetainEvent(b->read);
+  g->bucket_start = g->staged;
+  /* the reads go to the device now, not at the next blocking call */
+  return skd_cl_check(clFlush(t->ctx->queue), "clFlush");
+}
+
+static int read_done(cl_event e) {
+  cl_int status = CL_QUEUED;
+  clGetEventInfo(e, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
+  return status == CL_COMPLETE || status < 0;
+}
+
+/* Starts the buckets whose read-back is done (in order: every rank starts
+ * them in the same order) and notes the ones whose sum came back (scaled by
+ * 1/N there, off the critical path). Returns without waiting. */
+static skd_status progress(struct skd_trainer *t) {
+  dist_grads *g = &t->grads;
+  skd_status st = SKD_OK;
+  while (st == SKD_OK && g->nstarted < g->nbuckets && read_done(g->buckets[g->nstarted].read)) {
+    dist_bucket *b = &g->buckets[g->nstarted++];
+    b->started_ms = now_ms();
+    st = skd_dist_iallreduce_sum(g->stage + b->start, b->floats, &b->handle);
   }
+  const float scale = 1.0f / (float)t->ranks; /* exact for a power-of-two rank count */
+  while (st == SKD_OK && g->ndone < g->nstarted) {
+    dist_bucket *b = &g->buckets[g->ndone];
+    int done = 0;
+    st = skd_dist_test(b->handle, &done);
+    if (st != SKD_OK || !done) break;
+    b->done_ms = now_ms();
+    for (size_t k = 0; k < b->floats; k++) g->stage[b->start + k] *= scale;
+    g->ndone++;
+  }
+  return st;
+}
+
+skd_status dist_grads_add(struct skd_trainer *t, skd_param *const *p, int n) {
+  if (t->ranks < 2) return SKD_OK;
+  dist_grads *g = &t->grads;
+  skd_status st = SKD_OK;
+  for (int i = 0; i < n && st == SKD_OK; i++) {
+    size_t floats = skd_tensor_numel(&p[i]->grad);
+    if (g->nparams == g->expected_params || g->staged + floats > g->stage_floats)
+      return skd_error(SKD_EINVAL, "data parallel: gradient '%s' was not expected in this step", p[i]->name);
+    g->params[g->nparams] = p[i];
+    g->offsets[g->nparams++] = g->staged;
+    cl_event read = NULL;
+    st = skd_tensor_download_async(t->ctx, &p[i]->grad, g->stage + g->staged, &read);
+    if (st != SKD_OK) break;
+    if (g->last_read) clReleaseEvent(g->last_read);
+    g->last_read = read; /* an in-order queue: the bucket's reads are done when its last one is */
+    g->staged += floats;
+    if (g->staged - g->bucket_start >= BUCKET_FLOATS) st = close_bucket(t);
+  }
+  return st == SKD_OK ? progress(t) : st;
+}
+
+skd_status dist_grads_flush(struct skd_trainer *t) {
+  if (t->ranks < 2) return SKD_OK;
+  skd_status st = close_bucket(t);
+  return st == SKD_OK ? progress(t) : st;
+}
+
+skd_status dist_grads_hook(void *user, skd_param *const *p, int n) { return dist_grads_add(user, p, n); }
+
+/* Union of the buckets' in-flight intervals (they start in order). */
+static double busy_ms(const dist_grads *g) {
+  double total = 0, covered_to = 0;
+  for (int b = 0; b < g->nbuckets; b++) {
+    double s = g->buckets[b].started_ms, e = g->buckets[b].done_ms;
+    if (s < covered_to) s = covered_to;
+    if (e > s) total += e - s;
+    if (e > covered_to) covered_to = e;
+  }
+  return total;
+}
+
+skd_status dist_grads_finish(struct skd_trainer *t) {
+  if (t->ranks < 2) return SKD_OK;
+  dist_grads *g = &t->grads;
+  skd_status st = close_bucket(t);
+  if (st == SKD_OK && g->nparams != g->expected_params)
+    st = skd_error(SKD_EINVAL, "data parallel: %d of %d gradients were handed over for averaging", g->nparams,
+                   g->expected_params);
+  /* The device finishes backward: start each bucket as its read-back ends. */
+  while (st == SKD_OK && g->nstarted < g->nbuckets) {
+    st = progress(t);
+    if (st == SKD_OK && g->nstarted < g->nbuckets) nanosleep(&(struct timespec){0, 20000}, NULL);
+  }
+  const double backward_done = now_ms();
   skd_status wait = skd_dist_wait_all();
   if (st == SKD_OK) st = wait;
-  /* x * (1/N): exact for a power-of-two rank count. */
+  const double reduced = now_ms();
   const float scale = 1.0f / (float)t->ranks;
-  for (size_t k = 0; st == SKD_OK && k < at; k++) t->stage[k] *= scale;
-  at = 0;
-  for (int i = n - 1; i >= 0 && st == SKD_OK; i--) {
-    st = skd_tensor_upload(t->ctx, &p[i]->grad, t->stage + at);
-    at += skd_tensor_numel(&p[i]->grad);
+  for (; st == SKD_OK && g->ndone < g->nbuckets; g->ndone++) {
+    dist_bucket *b = &g->buckets[g->ndone];
+    b->done_ms = reduced;
+    for (size_t k = 0; k < b->floats; k++) g->stage[b->start + k] *= scale;
   }
-  t->allreduce_ms += now_ms() - t0;
+  for (int i = 0; i < g->nparams && st == SKD_OK; i++)
+    st = skd_tensor_upload(t->ctx, &g->params[i]->grad, g->stage + g->offsets[i]);
+  if (g->last_read) clReleaseEvent(g->last_read);
+  g->last_read = NULL;
+  g->busy_ms = busy_ms(g);
+  g->after_backward_ms = now_ms() - backward_done;
   return st;
 }

@@ -287,6 +287,10 @@ skd_status skd_trainer_create(skd_trainer **out, skd_context *ctx, const skd_tra
   if (st == SKD_OK && t->teacher && t->cfg.holistic) st = adversary_create(t);
   if (st == SKD_OK) st = open_student(t, resume_path);
   if (st == SKD_OK) t->student->dropout_row0 = t->rank * (t->cfg.batch / t->ranks); /* this rank's shard */
+  if (st == SKD_OK && t->ranks > 1) { /* each unit's gradients go to their allreduce as backward finishes them */
+    t->student->exec.grads_ready = dist_grads_hook;
+    t->student->exec.grads_user = t;
+  }
   if (st == SKD_OK) st = dist_broadcast_start(t);
   if (st == SKD_OK) st = skd_pspnet_output_shape(t->student, t->cfg.crop, t->cfg.crop, &t->logit_h, &t->logit_w);
   if (st == SKD_OK) st = skd_optim_sgd_init(&t->opt, t->cfg.lr, t->cfg.momentum, 0.0, t->cfg.weight_decay, 0);
@@ -322,7 +326,7 @@ void skd_trainer_free(skd_trainer *t) {
   skd_tensor_release(&t->scalars);
   free(t->label_host);
   free(t->label_small);
-  free(t->stage);
+  dist_grads_free(&t->grads);
   free(t);
 }
 
@@ -410,7 +414,7 @@ static skd_status check_finite(const skd_trainer *t, const float *s, int distill
 static skd_status bn_sum(void *user, float *buf, size_t n) { (void)user; return skd_dist_allreduce_sum(buf, n); }
 static skd_status bn_gather(void *user, const float *in, float *out, size_t n) {
   (void)user;
-  return skd_dist_allgather_float(in, out, n);
+  return skd_dist_allgather(in, out, n * sizeof *in);
 }
 
 skd_status skd_trainer_set_sync_bn(skd_trainer *t, int on) {
@@ -517,14 +521,18 @@ static skd_status step_body(skd_trainer *t, skd_step_report *r) {
   double lr = skd_poly_lr(c->lr, t->step, c->steps, c->poly_power);
   t->opt.lr = lr;
   st = skd_nn_params_zero_grad(&t->student->params);
-  if (st == SKD_OK) st = skd_pspnet_backward(t->student, &dq, &ddsn, df.mem ? &df : NULL);
-  if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_STUDENT_BWD, &mark);
-  t->allreduce_ms = 0;
-  if (st == SKD_OK) st = dist_average_grads(t, t->student->params.trainable, t->student->params.ntrainable);
+  /* Data parallel: D's gradients are complete, so their allreduce runs
+   * behind the student's backward, whose own buckets start as it goes. */
   int dn = 0;
   skd_param *const *dp = t->adv ? adversary_params(t->adv, &dn, 0) : NULL;
-  if (st == SKD_OK && dp) st = dist_average_grads(t, dp, dn);
-  r->allreduce_ms = t->allreduce_ms;
+  if (st == SKD_OK) st = dist_grads_begin(t);
+  if (st == SKD_OK && dp) st = dist_grads_add(t, dp, dn);
+  if (st == SKD_OK) st = dist_grads_flush(t);
+  if (st == SKD_OK) st = skd_pspnet_backward(t->student, &dq, &ddsn, df.mem ? &df : NULL);
+  if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_STUDENT_BWD, &mark);
+  if (st == SKD_OK) st = dist_grads_finish(t);
+  r->allreduce_ms = t->grads.busy_ms;
+  r->allreduce_exposed_ms = t->grads.after_backward_ms;
   if (st == SKD_OK)
     st = skd_optim_step(t->ctx, &t->opt, t->student->params.trainable, t->student->params.ntrainable);
   if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_OPTIMISER, &mark);

@@ -4,6 +4,7 @@
 
 #include "skd/ops/batchnorm.h"
 #include "skd/data.h"
+#include "skd/dist.h"
 #include "skd/evaluate.h"
 #include "skd/loss.h"
 #include "skd/nn/pspnet.h"
@@ -18,6 +19,27 @@ enum scalar_slot {
 };
 
 struct adversary; /* adversary.c: the discriminator and its optimiser */
+
+/* dist_grads.c: one gradient bucket of a step, and the step's buckets. */
+typedef struct dist_bucket {
+  size_t start, floats; /* where in the staging buffer */
+  cl_event read;        /* its last read-back (the queue is in order) */
+  int handle;           /* its allreduce (skd_dist_iallreduce_sum) */
+  double started_ms, done_ms;
+} dist_bucket;
+
+typedef struct dist_grads {
+  float *stage; /* every gradient of a step, in the order handed over */
+  size_t stage_floats, staged, bucket_start;
+  skd_param **params; /* handed over so far, and where each is staged */
+  size_t *offsets;
+  int nparams, expected_params, params_capacity;
+  cl_event last_read;
+  dist_bucket buckets[SKD_DIST_MAX_PENDING];
+  int nbuckets, nstarted, ndone; /* closed, allreduce started, sum back */
+  double busy_ms;                /* allreduces in flight (union of intervals) */
+  double after_backward_ms;      /* from the last read-back to the averages written back */
+} dist_grads;
 
 struct skd_trainer {
   skd_context *ctx;
@@ -42,12 +64,9 @@ struct skd_trainer {
   double best_miou;
   struct adversary *adv;
   int timing; /* skd_trainer_set_timing */
-  /* Data parallel (skd/dist.h): this rank, the rank count, the host staging
-   * buffer for gradient buckets, the last step's allreduce wall time. */
+  /* Data parallel (skd/dist.h): this rank, the rank count, the gradient buckets. */
   int rank, ranks;
-  float *stage;
-  size_t stage_floats;
-  double allreduce_ms;
+  dist_grads grads;
   int sync_bn;            /* skd_trainer_set_sync_bn */
   skd_bn_sync bn_sync;    /* its hook (skd/dist.h behind it) */
 };
@@ -77,9 +96,16 @@ skd_status grad_norms_compute(struct skd_trainer *t, const grad_snapshots *g, co
 /* dist_grads.c: data parallel over ranks (no-ops with one rank). */
 /* Rank 0's values of these parameters on every rank (the start of a run). */
 skd_status dist_broadcast_params(struct skd_trainer *t, skd_param *const *p, int n);
-/* Every gradient averaged over the ranks: host-staged buckets in reverse
- * order, each allreduce started once its bucket is read back. */
-skd_status dist_average_grads(struct skd_trainer *t, skd_param *const *p, int n);
+/* A step's gradient averaging: begin (expects the student's and D's), add
+ * each as backward finishes it (the student's through dist_grads_hook, the
+ * exec hook), flush (the bucket so far may start), finish (waits for every
+ * sum, writes the averages back, fills busy_ms and after_backward_ms). */
+skd_status dist_grads_begin(struct skd_trainer *t);
+skd_status dist_grads_add(struct skd_trainer *t, skd_param *const *p, int n);
+skd_status dist_grads_hook(void *trainer, skd_param *const *p, int n);
+skd_status dist_grads_flush(struct skd_trainer *t);
+skd_status dist_grads_finish(struct skd_trainer *t);
+void dist_grads_free(dist_grads *g);
 /* adversary.c: D's trainable parameters (all 0) or its whole state (all 1). */
 skd_param *const *adversary_params(struct adversary *a, int *n, int all);
 

@@ -147,6 +147,10 @@ typedef struct skd_nn_exec {
   skd_nn_pool *pool; /* temporaries and activation gradients */
   int training;      /* BN batch statistics (+ running update) and dropout */
   int keep;          /* keep what backward needs */
+  /* Called by a backward pass once a unit's parameter gradients are final
+   * (data-parallel training starts their allreduce there); NULL: none. */
+  skd_status (*grads_ready)(void *user, skd_param *const *params, int n);
+  void *grads_user;
 } skd_nn_exec;
 
 /* An activation: from the arena when kept, else from the pool. */

@@ -38,6 +38,10 @@ int skd_dist_local_rank(void);
  * without exiting cannot stall the others forever. */
 #define SKD_DIST_DEFAULT_TIMEOUT 600.0
 double skd_dist_timeout(void);
+/* Gradient bucket size: SKD_DIST_BUCKET_MB megabytes (default 25, PyTorch
+ * DDP's), in floats. Every rank must use the same (the trainer checks). */
+#define SKD_DIST_DEFAULT_BUCKET_MB 25.0
+size_t skd_dist_bucket_floats(void);
 
 /* buf[i] = sum over ranks of buf[i], on every rank (blocking). */
 skd_status skd_dist_allreduce_sum(float *buf, size_t n);

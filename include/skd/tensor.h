@@ -34,6 +34,9 @@ skd_status skd_tensor_download(skd_context *ctx, const skd_tensor *t, float *hos
  * holds the values (release it with clReleaseEvent). host stays untouched
  * by the caller until then. */
 skd_status skd_tensor_download_async(skd_context *ctx, const skd_tensor *t, float *host, cl_event *done);
+/* The upload queued without waiting: host stays untouched until later work
+ * on the queue is known to be done (a blocking call or a finished event). */
+skd_status skd_tensor_upload_async(skd_context *ctx, const skd_tensor *t, const float *host);
 
 skd_status skd_tensor_fill(skd_context *ctx, const skd_tensor *t, float value);
 skd_status skd_tensor_copy(skd_context *ctx, const skd_tensor *dst, const skd_tensor *src);

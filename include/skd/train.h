@@ -57,9 +57,9 @@ typedef struct skd_step_report {
   double d_real, d_fake, d_penalty;
   double seconds;  /* wall time of the step */
   /* Data parallel (0 with one rank): wall ms with gradient allreduces in
-   * flight, and from the end of backward on the device to the averages
-   * written back (the part of the averaging not hidden behind backward). */
-  double allreduce_ms, allreduce_exposed_ms;
+   * flight; of it, the part after backward ended on the device (not hidden
+   * behind it); and the averages' write-back to the device. */
+  double allreduce_ms, allreduce_exposed_ms, write_back_ms;
   /* Wall ms per phase with timing on (all 0 otherwise). The D update runs
    * after the student's step but is counted under SKD_PHASE_D_STEP. */
   double phase_ms[SKD_PHASE_COUNT];

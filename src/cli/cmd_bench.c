@@ -174,10 +174,17 @@ static void print_json(const char *device, const char *tuning, const struct pres
          m->total, m->arena, m->params, m->optimiser, m->pools, m->workspace, m->derived, m->other);
 }
 
+/* The share of the allreduces' time in flight that backward covered. */
+static double hidden_share(double in_flight, double after_backward) {
+  if (in_flight <= 0) return 0;
+  double h = 100.0 * (1.0 - after_backward / in_flight);
+  return h < 0 ? 0 : h;
+}
+
 /* Runs warmup + steps steps; fills *ms and phase[] (medians) and *m. */
 static skd_status run_steps(skd_context *ctx, skd_trainer *t, int steps, int warmup, int phases, double *ms,
-                            double *phase, skd_trainer_memory *m, double *allreduce) {
-  double *v = calloc((size_t)steps * (SKD_PHASE_COUNT + 2), sizeof *v);
+                            double *phase, skd_trainer_memory *m, double allreduce[3]) {
+  double *v = calloc((size_t)steps * (SKD_PHASE_COUNT + 4), sizeof *v);
   if (!v) return skd_error(SKD_ENOMEM, "bench: out of host memory");
   skd_trainer_set_timing(t, phases);
   skd_status st = SKD_OK;
@@ -192,11 +199,15 @@ static skd_status run_steps(skd_context *ctx, skd_trainer *t, int steps, int war
     v[k] = now_ms() - t0;
     for (int p = 0; p < SKD_PHASE_COUNT; p++) v[(size_t)(p + 1) * steps + k] = r.phase_ms[p];
     v[(size_t)(SKD_PHASE_COUNT + 1) * steps + k] = r.allreduce_ms;
+    v[(size_t)(SKD_PHASE_COUNT + 2) * steps + k] = r.allreduce_exposed_ms;
+    v[(size_t)(SKD_PHASE_COUNT + 3) * steps + k] = r.write_back_ms;
   }
   if (st == SKD_OK) {
     *ms = median(v, steps);
     for (int p = 0; p < SKD_PHASE_COUNT; p++) phase[p] = median(v + (size_t)(p + 1) * steps, steps);
-    *allreduce = median(v + (size_t)(SKD_PHASE_COUNT + 1) * steps, steps);
+    allreduce[0] = median(v + (size_t)(SKD_PHASE_COUNT + 1) * steps, steps);
+    allreduce[1] = median(v + (size_t)(SKD_PHASE_COUNT + 2) * steps, steps);
+    allreduce[2] = median(v + (size_t)(SKD_PHASE_COUNT + 3) * steps, steps);
     skd_trainer_memory_usage(t, m);
   }
   free(v);
@@ -278,22 +289,23 @@ int cmd_bench(const cli_globals *g, int argc, char **argv) {
   skd_train_config_default(&cfg);
   cfg.steps = warmup + steps; /* the poly schedule's length */
   skd_trainer *t = NULL;
-  double ms = 0, phase[SKD_PHASE_COUNT] = {0}, allreduce = 0;
+  double ms = 0, phase[SKD_PHASE_COUNT] = {0}, allreduce[3] = {0};
   const int lead = skd_dist_rank() == 0; /* under mpirun rank 0 reports */
   skd_trainer_memory m;
   if (!json && lead) fprintf(stderr, "bench %s on %s: %d + %d steps...\n", p->name, ctx->info.name, warmup, steps);
   skd_status st = make_inputs(ctx, p, dir, &cfg, task == 1);
   if (st == SKD_OK) st = skd_trainer_create(&t, ctx, &cfg, NULL);
-  if (st == SKD_OK) st = run_steps(ctx, t, steps, warmup, phases, &ms, phase, &m, &allreduce);
+  if (st == SKD_OK) st = run_steps(ctx, t, steps, warmup, phases, &ms, phase, &m, allreduce);
   if (st != SKD_OK) fprintf(stderr, "skd-cl bench: %s\n", skd_error_last());
   else if (!lead) ;
   else if (json) print_json(ctx->info.name, skd_context_tuning(ctx), p, steps, warmup, phases, ms, phase, &m);
   else print_text(ctx->info.name, p, steps, warmup, phases, ms, phase, &m);
   if (st == SKD_OK && !json && lead) printf("tuning      %s\n", skd_context_tuning(ctx));
   if (st == SKD_OK && lead && !json && skd_dist_size() > 1) /* data parallel: the preset's batch is global */
-    printf("ranks       %d: %.2f images/s per rank, %.2f in total; allreduce %.1f ms/step (median: host "
-           "staging + MPI after backward, none of it hidden)\n", skd_dist_size(), 1e3 * p->batch / ms / skd_dist_size(),
-           1e3 * p->batch / ms, allreduce);
+    printf("ranks       %d: %.2f images/s per rank, %.2f in total; gradient allreduce in flight %.1f ms/step, "
+           "%.1f ms of it after backward (%.0f%% hidden), write-back %.1f ms (medians)\n", skd_dist_size(),
+           1e3 * p->batch / ms / skd_dist_size(), 1e3 * p->batch / ms, allreduce[0], allreduce[1],
+           hidden_share(allreduce[0], allreduce[1]), allreduce[2]);
   fflush(stdout);
   skd_trainer_free(t);
   if (ctx->profiling) {

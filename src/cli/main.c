@@ -160,6 +160,10 @@ int main(int argc, char **argv) {
       }
       g.device = cli_dist_device(g.device);
       int rc = commands[c].run(&g, argc - i, argv + i);
+      /* A rank that failed on its own (it printed why) would leave the others
+       * waiting in a collective: end them all now. Signals stop every rank
+       * at the same step (130, 143), so those finish together. */
+      if (rc == 1 && skd_dist_size() > 1) skd_dist_abort(rc);
       skd_dist_finalize();
       return rc;
     }

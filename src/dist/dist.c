@@ -33,20 +33,26 @@ uint64_t skd_dist_hash(const void *data, size_t bytes) {
   return h;
 }
 
-static double timeout_s = SKD_DIST_DEFAULT_TIMEOUT;
+static double timeout_s = SKD_DIST_DEFAULT_TIMEOUT, bucket_mb = SKD_DIST_DEFAULT_BUCKET_MB;
 double skd_dist_timeout(void) { return timeout_s; }
+size_t skd_dist_bucket_floats(void) { return (size_t)(bucket_mb * 1e6 / sizeof(float)); }
 
-/* SKD_DIST_TIMEOUT: seconds, 0 = wait forever. */
-static skd_status read_timeout(void) {
-  const char *env = getenv("SKD_DIST_TIMEOUT");
+/* A number in [lo, hi] from the environment, when set. */
+static skd_status read_env(const char *name, double lo, double hi, const char *what, double *value) {
+  const char *env = getenv(name);
   if (!env) return SKD_OK;
   char *end = NULL;
   double v = strtod(env, &end);
-  if (end == env || *end || !(v >= 0) || v > 1e7)
-    return skd_error(SKD_EINVAL, "SKD_DIST_TIMEOUT: expected seconds between 0 (wait forever) and 1e7, got '%s'",
-                     env);
-  timeout_s = v;
+  if (end == env || *end || !(v >= lo && v <= hi))
+    return skd_error(SKD_EINVAL, "%s: expected %s between %g and %g, got '%s'", name, what, lo, hi, env);
+  *value = v;
   return SKD_OK;
+}
+
+static skd_status read_settings(void) {
+  skd_status st = read_env("SKD_DIST_TIMEOUT", 0, 1e7, "seconds (0: wait forever)", &timeout_s);
+  if (st == SKD_OK) st = read_env("SKD_DIST_BUCKET_MB", 0.001, 4000, "megabytes", &bucket_mb);
+  return st;
 }
 
 #ifdef SKD_HAVE_MPI
@@ -102,7 +108,7 @@ static skd_status wait_one(int rc, MPI_Request *req, const char *call) {
 }
 
 skd_status skd_dist_init(void) {
-  skd_status st = read_timeout();
+  skd_status st = read_settings();
   if (st != SKD_OK) return st;
   int done = 0;
   MPI_Initialized(&done);
@@ -228,7 +234,7 @@ skd_status skd_dist_check_same(uint64_t value, const char *what) {
   return st;
 }
 #else
-skd_status skd_dist_init(void) { return read_timeout(); }
+skd_status skd_dist_init(void) { return read_settings(); }
 void skd_dist_finalize(void) {}
 void skd_dist_abort(int code) { (void)code; }
 skd_status skd_dist_allreduce_sum(float *buf, size_t n) { (void)buf; (void)n; return SKD_OK; }

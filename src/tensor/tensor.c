@@ -49,6 +49,14 @@ skd_status skd_tensor_download_async(skd_context *ctx, const skd_tensor *t, floa
                       "tensor download (clEnqueueReadBuffer, non-blocking)");
 }
 
+skd_status skd_tensor_upload_async(skd_context *ctx, const skd_tensor *t, const float *host) {
+  size_t bytes = skd_tensor_numel(t) * sizeof(float);
+  if (bytes == 0) return SKD_OK;
+  return skd_cl_check(clEnqueueWriteBuffer(ctx->queue, t->mem, CL_FALSE, t->offset * sizeof(float), bytes, host, 0,
+                                           NULL, NULL),
+                      "tensor upload (clEnqueueWriteBuffer, non-blocking)");
+}
+
 skd_status skd_values_check(const float *v, size_t n, const char *name, const char *what) {
   size_t len = strlen(name), suffix = strlen("running_var");
   int variance = len >= suffix && strcmp(name + len - suffix, "running_var") == 0;

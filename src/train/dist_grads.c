@@ -4,7 +4,8 @@
  * A step's gradients reach the host in the order backward finishes them:
  * D's (complete before the student's backward starts), then the student's
  * unit by unit (the exec hook, last layers first). Each is read back
- * without blocking as soon as it is final; every 25 MB they close a bucket,
+ * without blocking as soon as it is final; every 25 MB (SKD_DIST_BUCKET_MB)
+ * they close a bucket,
  * and a bucket's allreduce starts once its read-back is done, while the
  * device goes on with the rest of backward. Buckets start in the same
  * order on every rank (the order backward hands the gradients over), on a
@@ -14,9 +15,6 @@
 
 #include "skd/dist.h"
 #include "train/trainer_private.h"
-
-/* PyTorch DDP's default bucket: 25 MB of gradients. */
-#define BUCKET_FLOATS ((size_t)25 * 1000 * 1000 / sizeof(float))
 
 static double now_ms(void) {
   struct timespec ts;
@@ -30,8 +28,10 @@ static size_t total_floats(skd_param *const *p, int n, int grads) {
   return total;
 }
 
-static skd_status stage_reserve(dist_grads *g, size_t floats, int params) {
+static skd_status stage_reserve(skd_context *ctx, dist_grads *g, size_t floats, int params) {
   if (floats > g->stage_floats) {
+    skd_status st = skd_context_finish(ctx); /* no queued write may still read the old stage */
+    if (st != SKD_OK) return st;
     float *s = realloc(g->stage, floats * sizeof(float));
     if (!s) return skd_error(SKD_ENOMEM, "data parallel: out of host memory for %zu staged floats", floats);
     g->stage = s;
@@ -59,7 +59,7 @@ void dist_grads_free(dist_grads *g) {
 skd_status dist_broadcast_params(struct skd_trainer *t, skd_param *const *p, int n) {
   if (t->ranks < 2 || n == 0) return SKD_OK;
   dist_grads *g = &t->grads;
-  skd_status st = stage_reserve(g, total_floats(p, n, 0), 0);
+  skd_status st = stage_reserve(t->ctx, g, total_floats(p, n, 0), 0);
   size_t at = 0;
   for (int i = 0; i < n && st == SKD_OK; i++) {
     st = skd_tensor_download(t->ctx, &p[i]->value, g->stage + at);
@@ -82,12 +82,12 @@ skd_status dist_grads_begin(struct skd_trainer *t) {
     if (g->buckets[b].read) clReleaseEvent(g->buckets[b].read);
   g->nparams = g->nbuckets = g->nstarted = g->ndone = 0;
   g->staged = g->bucket_start = 0;
-  g->busy_ms = g->after_backward_ms = 0;
+  g->busy_ms = g->after_backward_ms = g->write_back_ms = 0;
   const skd_nn_params *student = &t->student->params;
   int dn = 0;
   skd_param *const *dp = t->adv ? adversary_params(t->adv, &dn, 0) : NULL;
   g->expected_params = student->ntrainable + dn;
-  return stage_reserve(g, total_floats(student->trainable, student->ntrainable, 1) + total_floats(dp, dn, 1),
+  return stage_reserve(t->ctx, g, total_floats(student->trainable, student->ntrainable, 1) + total_floats(dp, dn, 1),
                        g->expected_params);
 }
 
@@ -151,7 +151,7 @@ skd_status dist_grads_add(struct skd_trainer *t, skd_param *const *p, int n) {
     if (g->last_read) clReleaseEvent(g->last_read);
     g->last_read = read; /* an in-order queue: the bucket's reads are done when its last one is */
     g->staged += floats;
-    if (g->staged - g->bucket_start >= BUCKET_FLOATS) st = close_bucket(t);
+    if (g->staged - g->bucket_start >= skd_dist_bucket_floats()) st = close_bucket(t);
   }
   return st == SKD_OK ? progress(t) : st;
 }
@@ -198,11 +198,14 @@ skd_status dist_grads_finish(struct skd_trainer *t) {
     b->done_ms = reduced;
     for (size_t k = 0; k < b->floats; k++) g->stage[b->start + k] *= scale;
   }
+  /* Queued, not waited for: the stage is next written by the next step's
+   * read-backs, which this in-order queue runs after these writes. */
   for (int i = 0; i < g->nparams && st == SKD_OK; i++)
-    st = skd_tensor_upload(t->ctx, &g->params[i]->grad, g->stage + g->offsets[i]);
+    st = skd_tensor_upload_async(t->ctx, &g->params[i]->grad, g->stage + g->offsets[i]);
   if (g->last_read) clReleaseEvent(g->last_read);
   g->last_read = NULL;
   g->busy_ms = busy_ms(g);
-  g->after_backward_ms = now_ms() - backward_done;
+  g->after_backward_ms = reduced - backward_done;
+  g->write_back_ms = now_ms() - reduced;
   return st;
 }

@@ -230,7 +230,9 @@ static skd_status dist_check_config(skd_trainer *t) {
   uint64_t h = skd_dist_hash(json, strlen(json));
   free(json);
   long step = t->step;
-  return skd_dist_check_same(h ^ (uint64_t)step * 0x9E3779B97F4A7C15ULL, "training configuration (or resume step)");
+  st = skd_dist_check_same(h ^ (uint64_t)step * 0x9E3779B97F4A7C15ULL, "training configuration (or resume step)");
+  /* Buckets of other sizes would pair sums of different lengths. */
+  return st == SKD_OK ? skd_dist_check_same(skd_dist_bucket_floats(), "SKD_DIST_BUCKET_MB") : st;
 }
 
 /* Rank 0's student (values and running statistics) and D on every rank. */
@@ -314,6 +316,7 @@ skd_status skd_trainer_create(skd_trainer **out, skd_context *ctx, const skd_tra
 
 void skd_trainer_free(skd_trainer *t) {
   if (!t) return;
+  skd_context_finish(t->ctx); /* queued writes may still read the gradient stage */
   skd_loader_free(t->loader);
   skd_loader_free(t->unlabeled_loader);
   skd_dataset_free(t->unlabeled_set);
@@ -533,6 +536,7 @@ static skd_status step_body(skd_trainer *t, skd_step_report *r) {
   if (st == SKD_OK) st = dist_grads_finish(t);
   r->allreduce_ms = t->grads.busy_ms;
   r->allreduce_exposed_ms = t->grads.after_backward_ms;
+  r->write_back_ms = t->grads.write_back_ms;
   if (st == SKD_OK)
     st = skd_optim_step(t->ctx, &t->opt, t->student->params.trainable, t->student->params.ntrainable);
   if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_OPTIMISER, &mark);

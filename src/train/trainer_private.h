@@ -38,7 +38,8 @@ typedef struct dist_grads {
   dist_bucket buckets[SKD_DIST_MAX_PENDING];
   int nbuckets, nstarted, ndone; /* closed, allreduce started, sum back */
   double busy_ms;                /* allreduces in flight (union of intervals) */
-  double after_backward_ms;      /* from the last read-back to the averages written back */
+  double after_backward_ms;      /* from the last read-back to the last sum back */
+  double write_back_ms;          /* the averages to the device */
 } dist_grads;
 
 struct skd_trainer {
@@ -99,7 +100,7 @@ skd_status dist_broadcast_params(struct skd_trainer *t, skd_param *const *p, int
 /* A step's gradient averaging: begin (expects the student's and D's), add
  * each as backward finishes it (the student's through dist_grads_hook, the
  * exec hook), flush (the bucket so far may start), finish (waits for every
- * sum, writes the averages back, fills busy_ms and after_backward_ms). */
+ * sum, writes the averages back, fills the times). */
 skd_status dist_grads_begin(struct skd_trainer *t);
 skd_status dist_grads_add(struct skd_trainer *t, skd_param *const *p, int n);
 skd_status dist_grads_hook(void *trainer, skd_param *const *p, int n);

@@ -83,6 +83,17 @@ mkdir -p onep twop
   fail "one process: exit $?"
 (cd twop && $MPI 2 "$SKD" $TRAIN --teacher $teacher --steps 2 --scale-min 1 --scale-max 1.5 >../twop.out \
   2>../twop.err) || fail "2 ranks: exit $?"
+# The bound: every parameter and BN statistic (all but the optimiser
+# state) within 1e-5 relative after K = 2 steps of full distillation.
+"$COMPARE" twop/r/last.safetensors onep/r/last.safetensors 1e-5 "" optim. >cmp_params.out ||
+  fail "distillation, parameters: $(cat cmp_params.out)"
+echo "distillation, 2 steps, scale >= 1, every parameter: $(cat cmp_params.out)"
+# Buckets of 10 kB (dozens per step, started while backward runs) sum the
+# same elements: the same bits as one 25 MB bucket.
+mkdir -p small
+(cd small && SKD_DIST_BUCKET_MB=0.01 $MPI 2 "$SKD" $TRAIN --teacher $teacher --steps 2 --scale-min 1 --scale-max 1.5 \
+  >../small.out 2>../small.err) || fail "2 ranks, small buckets: exit $?"
+cmp -s small/r/last.safetensors twop/r/last.safetensors || fail "small buckets changed the result"
 "$COMPARE" twop/r/last.safetensors onep/r/last.safetensors 5e-5 student dsn.0.bias >cmp_ds.out ||
   fail "distillation, student: $(cat cmp_ds.out)"
 "$COMPARE" twop/r/last.safetensors onep/r/last.safetensors 5e-5 disc attn >cmp_dd.out ||
@@ -112,6 +123,13 @@ run mismatch error mpirun --oversubscribe --allow-run-as-root --mca btl self,vad
   -np 1 "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps 1 --out mm : \
   -np 1 "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps 1 --lr 0.5 --out mm
 has mismatch.err "rank 1's training configuration (or resume step) differs from rank 0's"
+
+run bucket_mismatch error mpirun --oversubscribe --allow-run-as-root --mca btl self,vader \
+  -np 1 "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps 1 --out bm : \
+  -np 1 env SKD_DIST_BUCKET_MB=1 "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps 1 --out bm
+has bucket_mismatch.err "rank 1's SKD_DIST_BUCKET_MB differs from rank 0's"
+run bad_timeout error env SKD_DIST_TIMEOUT=soon $MPI 2 "$SKD" train --train-list demo/train.txt $NET --steps 1 --out bt
+has bad_timeout.err "SKD_DIST_TIMEOUT: expected seconds (0: wait forever) between 0 and 1e+07, got 'soon'"
 
 # ---- SIGTERM to mpirun: every rank stops at the same step, rank 0 saves ----
 $MPI 2 "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps 100000 --log-every 1 --out term \
@@ -145,6 +163,32 @@ if command -v pgrep >/dev/null 2>&1; then
   [ -n "$at" ] || fail "the killed run's last.safetensors has no step"
   run killed_resume ok "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps $((${at:-0} + 1)) \
     --out killed --resume killed/last.safetensors
+fi
+
+# ---- a rank that hangs without exiting (stopped): the others give up after
+# SKD_DIST_TIMEOUT seconds with a message naming it, the job ends, the last
+# checkpoint resumes ----
+if command -v pgrep >/dev/null 2>&1; then
+  SKD_DIST_TIMEOUT=3 $MPI 2 "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps 100000 --save-every 1 \
+    --out hung >hung.out 2>hung.err &
+  pid=$!
+  for _ in $(seq 1 600); do
+    [ -f hung/last.safetensors ] && break
+    sleep 0.1
+  done
+  victim=$(pgrep -P $pid | tail -n 1)
+  [ -n "$victim" ] && kill -STOP "$victim"
+  started=$(date +%s)
+  wait $pid
+  rc=$?
+  [ -n "$victim" ] && kill -KILL "$victim" 2>/dev/null
+  [ $rc -ne 0 ] || fail "a hung rank: mpirun exit 0"
+  [ $(($(date +%s) - started)) -lt 60 ] || fail "a hung rank: the job took over 60 s to end"
+  has hung.err "for the other ranks (one of them hangs, or the network is down); giving up (SKD_DIST_TIMEOUT"
+  at=$(grep -ao '"step":"[0-9]*"' hung/last.safetensors | head -n 1 | tr -dc '0-9')
+  [ -n "$at" ] || fail "the hung run's last.safetensors has no step"
+  run hung_resume ok "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps $((${at:-0} + 1)) \
+    --out hung --resume hung/last.safetensors
 fi
 
 echo "$PASSED checks passed, $FAILED failed"

@@ -58,6 +58,17 @@ grep '"val_miou"' v2/r/log.jsonl >val2.txt
 [ -s val1.txt ] && cmp -s val1.txt val2.txt || fail "validation differs: $(cat val1.txt) vs $(cat val2.txt)"
 [ "$(grep -c 'validation mIoU' v2.err)" = 1 ] || fail "the 2-rank validation was not printed once"
 
+# Depth (--task depth) validation is split the same way, the sums merged.
+run make_depth ok "$SKD" make-dataset --task depth --out depth --size 128 --train 8 --val 3
+DEPTH="train --task depth --train-list ../depth/train.txt --val-list ../depth/val.txt $NET --batch 4 --steps 2
+  --scale-min 1 --scale-max 1.5 --out r"
+mkdir -p dv1 dv2
+(cd dv1 && "$SKD" $DEPTH >../dv1.out 2>../dv1.err) || fail "depth, one process: exit $?"
+(cd dv2 && $MPI 2 "$SKD" $DEPTH >../dv2.out 2>../dv2.err) || fail "depth, 2 ranks: exit $?"
+grep '"val_abs_rel"' dv1/r/log.jsonl >dval1.txt
+grep '"val_abs_rel"' dv2/r/log.jsonl >dval2.txt
+[ -s dval1.txt ] && cmp -s dval1.txt dval2.txt || fail "depth validation differs: $(cat dval1.txt) vs $(cat dval2.txt)"
+
 # Full distillation (pixel, pair, holistic) from that teacher: step 1's
 # every loss term, D's included, as one process logged it (6 digits).
 mkdir -p one a b
@@ -94,6 +105,17 @@ mkdir -p small
 (cd small && SKD_DIST_BUCKET_MB=0.01 $MPI 2 "$SKD" $TRAIN --teacher $teacher --steps 2 --scale-min 1 --scale-max 1.5 \
   >../small.out 2>../small.err) || fail "2 ranks, small buckets: exit $?"
 cmp -s small/r/last.safetensors twop/r/last.safetensors || fail "small buckets changed the result"
+# With unlabeled images each rank's batch is its labeled shard then its
+# unlabeled one: dropout masks and D's penalty mixing weights follow the
+# global rows (D differed by 0.15 while they followed the local ones).
+grep -v '^#' demo/val.txt | cut -d' ' -f1 >demo/unlabeled.txt
+UNL="--teacher $teacher --steps 2 --scale-min 1 --scale-max 1.5 --unlabeled-list ../demo/unlabeled.txt --unlabeled-batch 2"
+mkdir -p u1 u2
+(cd u1 && "$SKD" $TRAIN $UNL >../u1.out 2>../u1.err) || fail "unlabeled, one process: exit $?"
+(cd u2 && $MPI 2 "$SKD" $TRAIN $UNL >../u2.out 2>../u2.err) || fail "unlabeled, 2 ranks: exit $?"
+"$COMPARE" u2/r/last.safetensors u1/r/last.safetensors 5e-5 "" optim. >cmp_unl.out ||
+  fail "unlabeled images, parameters: $(cat cmp_unl.out)"
+echo "distillation with unlabeled images, 2 steps, scale >= 1, every parameter: $(cat cmp_unl.out)"
 "$COMPARE" twop/r/last.safetensors onep/r/last.safetensors 5e-5 student dsn.0.bias >cmp_ds.out ||
   fail "distillation, student: $(cat cmp_ds.out)"
 "$COMPARE" twop/r/last.safetensors onep/r/last.safetensors 5e-5 disc attn >cmp_dd.out ||

@@ -110,6 +110,9 @@ int skd_arch_depth(const char *arch);
 
 /* Checks ranges and combinations; the message names the option. */
 skd_status skd_train_config_validate(const skd_train_config *c);
+/* Unlabeled images per step: 0 without --unlabeled-list, else
+ * --unlabeled-batch or, when that is 0, --batch. */
+int skd_train_config_unlabeled_batch(const skd_train_config *c);
 
 /* JSON (a cJSON-printed object) with every field; the caller frees. */
 skd_status skd_train_config_to_json(const skd_train_config *c, char **out);

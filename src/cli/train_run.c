@@ -100,10 +100,11 @@ static int save(skd_trainer *t, const char *dir, const char *name) {
 /* --task depth: abs rel decides the best checkpoint (score 1 / (1 + abs rel)). */
 static int validate_depth(skd_trainer *t, FILE *log, const char *dir, int terminal, int quiet, double *score) {
   skd_depth_metrics m;
-  if (skd_trainer_validate_depth(t, &m) != SKD_OK) {
+  if (skd_trainer_validate_depth(t, &m) != SKD_OK) { /* every rank: its share, the sums merged */
     fprintf(stderr, "\nskd-cl train: validation: %s\n", skd_error_last());
     return 0;
   }
+  if (skd_dist_rank() != 0) return 1; /* rank 0 logs and saves */
   *score = skd_depth_score(m.abs_rel);
   double before = skd_trainer_best_miou(t);
   int best = isnan(before) || *score > before;
@@ -121,9 +122,7 @@ static int validate_depth(skd_trainer *t, FILE *log, const char *dir, int termin
 
 static int validate(skd_trainer *t, FILE *log, const char *dir, int terminal, int quiet, double *miou) {
   const int lead = skd_dist_rank() == 0;
-  /* data parallel: depth is validated by rank 0 alone (the others wait at the next step) */
-  if (skd_trainer_config(t)->task == SKD_TASK_DEPTH)
-    return lead ? validate_depth(t, log, dir, terminal, quiet, miou) : 1;
+  if (skd_trainer_config(t)->task == SKD_TASK_DEPTH) return validate_depth(t, log, dir, terminal, quiet, miou);
   skd_metrics m;
   if (skd_trainer_validate(t, &m) != SKD_OK) { /* every rank: its share, the matrices summed */
     fprintf(stderr, "\nskd-cl train: validation: %s\n", skd_error_last());
@@ -185,7 +184,7 @@ int train_run(skd_context *ctx, const skd_train_config *cfg, const train_run_opt
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
 
-  int unlabeled = !c->unlabeled_list[0] ? 0 : c->unlabeled_batch > 0 ? c->unlabeled_batch : c->batch;
+  int unlabeled = skd_train_config_unlabeled_batch(c);
   int ok = 1, quiet_every = c->steps / 20 > c->log_every ? c->steps / 20 : c->log_every;
   double rate = 0, last_save = now_minutes();
   skd_step_report r;

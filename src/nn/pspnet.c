@@ -105,9 +105,26 @@ skd_status skd_pspnet_output_shape(const skd_pspnet *net, int h, int w, int *ho,
 
 /* ---- forward ---- */
 
+/* The masks of the global batch's rows: one run of rows, or two when a
+ * rank's batch is its labeled shard then its unlabeled one. */
+static skd_status dropout_rows(skd_pspnet *net, int backward, const skd_tensor *a, const skd_tensor *b, uint32_t seed) {
+  const int split = net->dropout_split > 0 && net->dropout_split < a->n ? net->dropout_split : a->n;
+  const size_t plane = (size_t)a->c * (size_t)a->h * (size_t)a->w;
+  skd_status st = SKD_OK;
+  for (int part = 0; part < 2 && st == SKD_OK; part++) {
+    int first = part ? split : 0, rows = part ? a->n - split : split, row0 = part ? net->dropout_row0_rest : net->dropout_row0;
+    if (rows == 0) continue;
+    skd_tensor x = skd_tensor_view(a->mem, a->offset + (size_t)first * plane, rows, a->c, a->h, a->w);
+    skd_tensor y = skd_tensor_view(b->mem, b->offset + (size_t)first * plane, rows, b->c, b->h, b->w);
+    st = backward ? skd_dropout2d_backward_rows(net->ctx, 1, &x, &y, net->cfg.dropout, seed, row0)
+                  : skd_dropout2d_forward_rows(net->ctx, 1, &x, &y, net->cfg.dropout, seed, row0);
+  }
+  return st;
+}
+
 static skd_status dropout_forward(skd_pspnet *net, const skd_tensor *t, uint32_t seed) {
   if (!net->exec.training || net->cfg.dropout == 0.0f) return SKD_OK;
-  return skd_dropout2d_forward_rows(net->ctx, 1, t, t, net->cfg.dropout, seed, net->dropout_row0); /* in place: BN's mask survives */
+  return dropout_rows(net, 0, t, t, seed); /* in place: BN's mask survives */
 }
 
 /* x4 -> F (arena). */
@@ -205,7 +222,7 @@ static skd_status dropout_backward(skd_pspnet *net, const skd_tensor *dy, skd_te
     return SKD_OK;
   }
   skd_status st = skd_nn_pool_get_zero(&net->pool, dx, dy->n, dy->c, dy->h, dy->w);
-  if (st == SKD_OK) st = skd_dropout2d_backward_rows(net->ctx, 1, dy, dx, net->cfg.dropout, seed, net->dropout_row0);
+  if (st == SKD_OK) st = dropout_rows(net, 1, dy, dx, seed);
   skd_nn_pool_put(&net->pool, dy);
   return st;
 }

@@ -54,7 +54,7 @@ skd_status adversary_create(struct skd_trainer *t) {
   st = skd_optim_sgd_init(&a->opt, c->d_lr, c->d_momentum, 0.0, 0.0, 0);
   a->opt.step = t->step;
   /* the whole batch's draws: a rank takes its shard's (data parallel) */
-  a->mix_host = malloc((size_t)t->rows * (size_t)t->ranks * sizeof(float));
+  a->mix_host = malloc((size_t)t->rows * (size_t)(t->ranks + 1) * sizeof(float)); /* every row's, then ours */
   if (!a->mix_host) return skd_error(SKD_ENOMEM, "discriminator: out of host memory");
   if (st == SKD_OK) st = skd_tensor_alloc(t->ctx, &a->mix, t->rows, 1, 1, 1);
   return st;
@@ -97,8 +97,11 @@ skd_status adversary_gradients(struct skd_trainer *t, const skd_tensor *image, c
   /* The D step's four terms land in the trainer's scalar slots S_D_LOSS..S_D_PENALTY. */
   skd_tensor terms = skd_tensor_view(t->scalars.mem, t->scalars.offset + S_D_LOSS, 1, SKD_HOLISTIC_TERMS, 1, 1);
   skd_tensor mix = skd_tensor_view(a->mix.mem, a->mix.offset, n, 1, 1, 1);
+  /* drawn for the global batch: each row takes its global row's weight */
+  float *mine = a->mix_host + (size_t)n * (size_t)t->ranks;
   skd_holistic_mix_draw(t->cfg.seed, (uint64_t)t->step, n * t->ranks, a->mix_host);
-  skd_status st = skd_tensor_upload(t->ctx, &mix, a->mix_host + (size_t)t->rank * (size_t)n);
+  for (int i = 0; i < n; i++) mine[i] = a->mix_host[trainer_global_row(t, i)];
+  skd_status st = skd_tensor_upload(t->ctx, &mix, mine);
   skd_tensor ds, dt;
   if (st == SKD_OK && depth_input(t)) { /* the teacher's depth map is the "real" sample */
     st = depth_of(t, q_student, &ds);

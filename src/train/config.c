@@ -251,6 +251,10 @@ skd_status skd_train_config_validate(const skd_train_config *c) {
   return SKD_OK;
 }
 
+int skd_train_config_unlabeled_batch(const skd_train_config *c) {
+  return !c->unlabeled_list[0] ? 0 : c->unlabeled_batch > 0 ? c->unlabeled_batch : c->batch;
+}
+
 skd_status skd_train_config_to_json(const skd_train_config *c, char **out) {
   cJSON *o = cJSON_CreateObject();
   if (!o) return skd_error(SKD_ENOMEM, "config JSON: out of memory");

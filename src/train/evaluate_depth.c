@@ -25,7 +25,8 @@ skd_status skd_evaluate_depth(skd_pspnet *net, skd_arena *arena, const skd_datas
   skd_status st = SKD_OK;
   float *image = NULL, *pred = NULL;
   size_t capacity = 0;
-  for (int i = 0; i < total && st == SKD_OK; i++) {
+  const int stride = opt->shards > 1 ? opt->shards : 1; /* data parallel: this rank's share */
+  for (int i = stride > 1 ? opt->shard : 0; i < total && st == SKD_OK; i += stride) {
     skd_sample s;
     st = skd_dataset_read_depth(ds, i, scale, &s);
     if (st != SKD_OK) break;
@@ -64,9 +65,19 @@ skd_status skd_trainer_validate_depth(skd_trainer *t, skd_depth_metrics *m) {
   skd_eval_options_default(&opt);
   if (t->cfg.imagenet_norm) skd_normalize_imagenet(&opt.normalize);
   skd_depth_bins b = trainer_depth_bins(&t->cfg);
-  skd_depth_acc acc;
+  skd_depth_acc acc, *all = calloc((size_t)t->ranks, sizeof *all);
+  if (!all) return skd_error(SKD_ENOMEM, "validation: out of host memory");
   skd_depth_acc_reset(&acc);
+  /* Data parallel: every rank its share of the images, the sums merged in rank order. */
+  opt.shard = t->rank;
+  opt.shards = t->ranks;
   skd_status st = skd_evaluate_depth(t->student, t->arena, t->val_set, &opt, &b, t->cfg.depth_scale, &acc, NULL, NULL);
-  if (st == SKD_OK) skd_depth_metrics_compute(&acc, m);
+  if (st == SKD_OK) st = skd_dist_allgather(&acc, all, sizeof acc);
+  if (st == SKD_OK) {
+    skd_depth_acc_reset(&acc);
+    for (int r = 0; r < t->ranks; r++) skd_depth_acc_merge(&acc, &all[r]);
+    skd_depth_metrics_compute(&acc, m);
+  }
+  free(all);
   return st;
 }

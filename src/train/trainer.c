@@ -132,7 +132,7 @@ static skd_status open_data(skd_trainer *t) {
   if (st != SKD_OK || !c->unlabeled_list[0]) return st;
   /* The unlabeled images: the same augmentation, their own order and draws. */
   st = skd_dataset_open_unlabeled(&t->unlabeled_set, c->unlabeled_list, dir, &t->map);
-  int unlabeled = c->unlabeled_batch > 0 ? c->unlabeled_batch : c->batch;
+  int unlabeled = skd_train_config_unlabeled_batch(c);
   lc.batch = unlabeled / t->ranks;
   lc.stream_batch = t->ranks > 1 ? unlabeled : 0;
   lc.stream_first = t->rank * lc.batch;
@@ -206,12 +206,17 @@ static skd_status open_student(skd_trainer *t, const char *resume_path) {
 static skd_status bn_sum(void *user, float *buf, size_t n);
 static skd_status bn_gather(void *user, const float *in, float *out, size_t n);
 
+int trainer_global_row(const skd_trainer *t, int row) {
+  const int labeled = t->cfg.batch / t->ranks, unlabeled = skd_train_config_unlabeled_batch(&t->cfg) / t->ranks;
+  return row < labeled ? t->rank * labeled + row : t->cfg.batch + t->rank * unlabeled + (row - labeled);
+}
+
 /* Data parallel: the ranks divide the batches, and run one configuration
  * (its hash compared, paths left out). */
 static skd_status dist_check_config(skd_trainer *t) {
   if (t->ranks < 2) return SKD_OK;
   const skd_train_config *c = &t->cfg;
-  int unlabeled = c->unlabeled_list[0] ? (c->unlabeled_batch > 0 ? c->unlabeled_batch : c->batch) : 0;
+  int unlabeled = skd_train_config_unlabeled_batch(c);
   if (c->batch % t->ranks || unlabeled % t->ranks)
     return skd_error(SKD_EINVAL, "--batch %d%s: the global batch must be a multiple of the %d ranks", c->batch,
                      unlabeled % t->ranks ? " (and the unlabeled batch)" : "", t->ranks);
@@ -288,7 +293,11 @@ skd_status skd_trainer_create(skd_trainer **out, skd_context *ctx, const skd_tra
   if (st == SKD_OK && t->cfg.teacher_path[0]) st = open_teacher(t);
   if (st == SKD_OK && t->teacher && t->cfg.holistic) st = adversary_create(t);
   if (st == SKD_OK) st = open_student(t, resume_path);
-  if (st == SKD_OK) t->student->dropout_row0 = t->rank * (t->cfg.batch / t->ranks); /* this rank's shard */
+  if (st == SKD_OK) { /* the global rows of this rank's shards (one process: the identity) */
+    t->student->dropout_row0 = trainer_global_row(t, 0);
+    t->student->dropout_split = t->cfg.batch / t->ranks;
+    t->student->dropout_row0_rest = trainer_global_row(t, t->cfg.batch / t->ranks);
+  }
   if (st == SKD_OK && t->ranks > 1) { /* each unit's gradients go to their allreduce as backward finishes them */
     t->student->exec.grads_ready = dist_grads_hook;
     t->student->exec.grads_user = t;

@@ -73,6 +73,9 @@ struct skd_trainer {
 };
 
 skd_tensor trainer_scalar(const struct skd_trainer *t, enum scalar_slot s);
+/* trainer.c: the row of the global batch (labeled, then unlabeled) that
+ * this rank's batch row is (data parallel: each rank holds a shard of both). */
+int trainer_global_row(const struct skd_trainer *t, int row);
 /* trainer.c: the depth bins of a run's configuration. */
 skd_depth_bins trainer_depth_bins(const skd_train_config *c);
 

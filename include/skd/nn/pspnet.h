@@ -78,7 +78,10 @@ typedef struct skd_pspnet {
   skd_nn_exec exec;
   int kept;
   uint32_t seed_psp, seed_dsn;
-  int dropout_row0; /* data parallel: the batch's first sample is this row of the global batch (0) */
+  /* Data parallel: the batch's rows [0, dropout_split) are rows dropout_row0..
+   * of the global batch, the rest (the unlabeled shard) rows dropout_row0_rest..
+   * (0, 0, 0: the batch is the global one). */
+  int dropout_row0, dropout_split, dropout_row0_rest;
   skd_tensor x3, x4, pooled[4], stage_y[4], cat, dsn_y;
   skd_pspnet_outputs out;
 } skd_pspnet;

@@ -120,6 +120,17 @@ typedef struct skd_trainer_memory {
 } skd_trainer_memory;
 void skd_trainer_memory_usage(const skd_trainer *t, skd_trainer_memory *m);
 
+/* Data parallel: the last step's gradient buckets, in start order, in ms
+ * from the start of the student's backward (host clock): when the bucket's
+ * last gradient was handed over (its backward queued), when its allreduce
+ * started (its read-back done) and when its sum was seen back. Returns the
+ * bucket count (at most max filled); *backward_end: when the last
+ * read-back ended, i.e. backward was done on the device. 0 with one rank. */
+typedef struct skd_bucket_timing {
+  double megabytes, closed_ms, started_ms, done_ms;
+} skd_bucket_timing;
+int skd_trainer_bucket_timeline(const skd_trainer *t, skd_bucket_timing *out, int max, double *backward_end);
+
 /* One step. A NaN or Inf in any term (D's loss included) is SKD_EINVAL
  * naming the term and the step; the student's and D's parameters and
  * momentum are then left as they were before the step (what the forwards

@@ -181,6 +181,19 @@ static double hidden_share(double in_flight, double after_backward) {
   return h < 0 ? 0 : h;
 }
 
+/* Data parallel: the last step's buckets against its backward. */
+static void print_buckets(const skd_trainer *t) {
+  skd_bucket_timing b[SKD_DIST_MAX_PENDING];
+  double backward_end = 0;
+  int n = skd_trainer_bucket_timeline(t, b, SKD_DIST_MAX_PENDING, &backward_end);
+  for (int i = 0; i < n; i++)
+    printf("bucket %-4d %.3f MB: handed over at %.1f ms, allreduce %.1f..%.1f ms\n", i + 1, b[i].megabytes,
+           b[i].closed_ms, b[i].started_ms, b[i].done_ms);
+  if (n)
+    printf("backward    done on the device at %.1f ms (the last step; 0 = D's gradients handed over)\n",
+           backward_end);
+}
+
 /* Runs warmup + steps steps; fills *ms and phase[] (medians) and *m. */
 static skd_status run_steps(skd_context *ctx, skd_trainer *t, int steps, int warmup, int phases, double *ms,
                             double *phase, skd_trainer_memory *m, double allreduce[3]) {
@@ -306,6 +319,7 @@ int cmd_bench(const cli_globals *g, int argc, char **argv) {
            "%.1f ms of it after backward (%.0f%% hidden), write-back %.1f ms (medians)\n", skd_dist_size(),
            1e3 * p->batch / ms / skd_dist_size(), 1e3 * p->batch / ms, allreduce[0], allreduce[1],
            hidden_share(allreduce[0], allreduce[1]), allreduce[2]);
+  if (st == SKD_OK && lead && !json) print_buckets(t);
   fflush(stdout);
   skd_trainer_free(t);
   if (ctx->profiling) {

@@ -112,7 +112,8 @@ static skd_status dropout_rows(skd_pspnet *net, int backward, const skd_tensor *
   const size_t plane = (size_t)a->c * (size_t)a->h * (size_t)a->w;
   skd_status st = SKD_OK;
   for (int part = 0; part < 2 && st == SKD_OK; part++) {
-    int first = part ? split : 0, rows = part ? a->n - split : split, row0 = part ? net->dropout_row0_rest : net->dropout_row0;
+    const int first = part ? split : 0, rows = part ? a->n - split : split;
+    const int row0 = part ? net->dropout_row0_rest : net->dropout_row0;
     if (rows == 0) continue;
     skd_tensor x = skd_tensor_view(a->mem, a->offset + (size_t)first * plane, rows, a->c, a->h, a->w);
     skd_tensor y = skd_tensor_view(b->mem, b->offset + (size_t)first * plane, rows, b->c, b->h, b->w);

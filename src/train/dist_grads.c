@@ -83,6 +83,7 @@ skd_status dist_grads_begin(struct skd_trainer *t) {
   g->nparams = g->nbuckets = g->nstarted = g->ndone = 0;
   g->staged = g->bucket_start = 0;
   g->busy_ms = g->after_backward_ms = g->write_back_ms = 0;
+  g->begin_ms = now_ms();
   const skd_nn_params *student = &t->student->params;
   int dn = 0;
   skd_param *const *dp = t->adv ? adversary_params(t->adv, &dn, 0) : NULL;
@@ -98,7 +99,7 @@ static skd_status close_bucket(struct skd_trainer *t) {
   if (g->nbuckets == SKD_DIST_MAX_PENDING)
     return skd_error(SKD_EINVAL, "data parallel: more than %d gradient buckets", SKD_DIST_MAX_PENDING);
   dist_bucket *b = &g->buckets[g->nbuckets++];
-  *b = (dist_bucket){g->bucket_start, g->staged - g->bucket_start, g->last_read, -1, 0, 0};
+  *b = (dist_bucket){g->bucket_start, g->staged - g->bucket_start, g->last_read, -1, now_ms(), 0, 0};
   clRetainEvent(b->read);
   g->bucket_start = g->staged;
   /* the reads go to the device now, not at the next blocking call */
@@ -188,7 +189,7 @@ skd_status dist_grads_finish(struct skd_trainer *t) {
     st = progress(t);
     if (st == SKD_OK && g->nstarted < g->nbuckets) nanosleep(&(struct timespec){0, 20000}, NULL);
   }
-  const double backward_done = now_ms();
+  const double backward_done = g->backward_end_ms = now_ms();
   skd_status wait = skd_dist_wait_all();
   if (st == SKD_OK) st = wait;
   const double reduced = now_ms();
@@ -208,4 +209,15 @@ skd_status dist_grads_finish(struct skd_trainer *t) {
   g->after_backward_ms = reduced - backward_done;
   g->write_back_ms = now_ms() - reduced;
   return st;
+}
+
+int skd_trainer_bucket_timeline(const skd_trainer *t, skd_bucket_timing *out, int max, double *backward_end) {
+  const dist_grads *g = &t->grads;
+  *backward_end = t->ranks > 1 ? g->backward_end_ms - g->begin_ms : 0;
+  for (int b = 0; b < g->nbuckets && b < max; b++) {
+    const dist_bucket *d = &g->buckets[b];
+    out[b] = (skd_bucket_timing){1e-6 * (double)(d->floats * sizeof(float)), d->closed_ms - g->begin_ms,
+                                 d->started_ms - g->begin_ms, d->done_ms - g->begin_ms};
+  }
+  return t->ranks > 1 ? g->nbuckets : 0;
 }

@@ -25,7 +25,7 @@ typedef struct dist_bucket {
   size_t start, floats; /* where in the staging buffer */
   cl_event read;        /* its last read-back (the queue is in order) */
   int handle;           /* its allreduce (skd_dist_iallreduce_sum) */
-  double started_ms, done_ms;
+  double closed_ms, started_ms, done_ms;
 } dist_bucket;
 
 typedef struct dist_grads {
@@ -37,6 +37,7 @@ typedef struct dist_grads {
   cl_event last_read;
   dist_bucket buckets[SKD_DIST_MAX_PENDING];
   int nbuckets, nstarted, ndone; /* closed, allreduce started, sum back */
+  double begin_ms, backward_end_ms; /* the step's averaging began; the last read-back ended */
   double busy_ms;                /* allreduces in flight (union of intervals) */
   double after_backward_ms;      /* from the last read-back to the last sum back */
   double write_back_ms;          /* the averages to the device */

@@ -37,7 +37,6 @@ int skd_dist_local_rank(void);
  * never) with an error naming the rank and the call: a rank that hangs
  * without exiting cannot stall the others forever. */
 #define SKD_DIST_DEFAULT_TIMEOUT 600.0
-double skd_dist_timeout(void);
 /* Gradient bucket size: SKD_DIST_BUCKET_MB megabytes (default 25, PyTorch
  * DDP's), in floats. Every rank must use the same (the trainer checks). */
 #define SKD_DIST_DEFAULT_BUCKET_MB 25.0

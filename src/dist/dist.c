@@ -34,7 +34,6 @@ uint64_t skd_dist_hash(const void *data, size_t bytes) {
 }
 
 static double timeout_s = SKD_DIST_DEFAULT_TIMEOUT, bucket_mb = SKD_DIST_DEFAULT_BUCKET_MB;
-double skd_dist_timeout(void) { return timeout_s; }
 size_t skd_dist_bucket_floats(void) { return (size_t)(bucket_mb * 1e6 / sizeof(float)); }
 
 /* A number in [lo, hi] from the environment, when set. */

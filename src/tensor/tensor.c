@@ -44,8 +44,11 @@ skd_status skd_tensor_download(skd_context *ctx, const skd_tensor *t, float *hos
 }
 
 skd_status skd_tensor_download_async(skd_context *ctx, const skd_tensor *t, float *host, cl_event *done) {
-  return skd_cl_check(clEnqueueReadBuffer(ctx->queue, t->mem, CL_FALSE, t->offset * sizeof(float),
-                                          skd_tensor_numel(t) * sizeof(float), host, 0, NULL, done),
+  size_t bytes = skd_tensor_numel(t) * sizeof(float);
+  if (bytes == 0) /* a read of 0 bytes is an error; the event still marks this point of the queue */
+    return skd_cl_check(clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, done), "clEnqueueMarkerWithWaitList");
+  return skd_cl_check(clEnqueueReadBuffer(ctx->queue, t->mem, CL_FALSE, t->offset * sizeof(float), bytes, host, 0,
+                                          NULL, done),
                       "tensor download (clEnqueueReadBuffer, non-blocking)");
 }
 

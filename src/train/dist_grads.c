@@ -4,12 +4,11 @@
  * A step's gradients reach the host in the order backward finishes them:
  * D's (complete before the student's backward starts), then the student's
  * unit by unit (the exec hook, last layers first). Each is read back
- * without blocking as soon as it is final; every 25 MB (SKD_DIST_BUCKET_MB)
- * they close a bucket,
- * and a bucket's allreduce starts once its read-back is done, while the
- * device goes on with the rest of backward. Buckets start in the same
- * order on every rank (the order backward hands the gradients over), on a
- * communicator of their own. */
+ * without blocking as soon as it is final; every 25 MB
+ * (SKD_DIST_BUCKET_MB) close a bucket, whose allreduce starts once its
+ * read-back is done, while the device goes on with the rest of backward.
+ * Buckets start in the same order on every rank (the order backward hands
+ * the gradients over), on a communicator of their own. */
 #include <stdlib.h>
 #include <time.h>
 
@@ -106,10 +105,13 @@ static skd_status close_bucket(struct skd_trainer *t) {
   return skd_cl_check(clFlush(t->ctx->queue), "clFlush");
 }
 
-static int read_done(cl_event e) {
+/* *done: the bucket's read-back has ended; a failed one is an error. */
+static skd_status read_done(cl_event e, int *done) {
   cl_int status = CL_QUEUED;
-  clGetEventInfo(e, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
-  return status == CL_COMPLETE || status < 0;
+  cl_int err = clGetEventInfo(e, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
+  if (err == CL_SUCCESS && status < 0) err = status;
+  *done = status == CL_COMPLETE;
+  return skd_cl_check(err, "reading gradients back for the allreduce");
 }
 
 /* Starts the buckets whose read-back is done (in order: every rank starts
@@ -118,7 +120,10 @@ static int read_done(cl_event e) {
 static skd_status progress(struct skd_trainer *t) {
   dist_grads *g = &t->grads;
   skd_status st = SKD_OK;
-  while (st == SKD_OK && g->nstarted < g->nbuckets && read_done(g->buckets[g->nstarted].read)) {
+  while (st == SKD_OK && g->nstarted < g->nbuckets) {
+    int read = 0;
+    st = read_done(g->buckets[g->nstarted].read, &read);
+    if (st != SKD_OK || !read) break;
     dist_bucket *b = &g->buckets[g->nstarted++];
     b->started_ms = now_ms();
     st = skd_dist_iallreduce_sum(g->stage + b->start, b->floats, &b->handle);

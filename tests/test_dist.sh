@@ -166,51 +166,40 @@ wait $pid
 has term.err "stopped by SIGTERM at step"
 [ -f term/last.safetensors ] || fail "SIGTERM: no term/last.safetensors"
 
-# ---- a rank killed mid-run: mpirun ends the job, the last checkpoint stays usable ----
-if command -v pgrep >/dev/null 2>&1; then
-  $MPI 2 "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps 100000 --save-every 1 --out killed \
-    >killed.out 2>killed.err &
+# ---- a rank that fails or hangs: the job ends, the last checkpoint resumes ----
+# rank_fault NAME SIGNAL: a 2-rank run saving every step; once it has saved,
+# SIGNAL to one rank; mpirun must exit non-zero, and NAME/last.safetensors
+# must resume. Sets $took (seconds from the signal to the job's end).
+rank_fault() {
+  $MPI 2 "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps 100000 --save-every 1 --out "$1" \
+    >"$1.out" 2>"$1.err" &
   pid=$!
   for _ in $(seq 1 600); do
-    [ -f killed/last.safetensors ] && break
+    [ -f "$1/last.safetensors" ] && break
     sleep 0.1
   done
   victim=$(pgrep -P $pid | tail -n 1)
-  [ -n "$victim" ] && kill -KILL "$victim"
+  [ -n "$victim" ] && kill -"$2" "$victim"
+  signalled=$(date +%s)
   wait $pid
   rc=$?
-  [ $rc -ne 0 ] || fail "a killed rank: mpirun exit 0"
-  has killed.err "exited on signal 9"
-  at=$(grep -ao '"step":"[0-9]*"' killed/last.safetensors | head -n 1 | tr -dc '0-9')
-  [ -n "$at" ] || fail "the killed run's last.safetensors has no step"
-  run killed_resume ok "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps $((${at:-0} + 1)) \
-    --out killed --resume killed/last.safetensors
-fi
-
-# ---- a rank that hangs without exiting (stopped): the others give up after
-# SKD_DIST_TIMEOUT seconds with a message naming it, the job ends, the last
-# checkpoint resumes ----
-if command -v pgrep >/dev/null 2>&1; then
-  SKD_DIST_TIMEOUT=3 $MPI 2 "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps 100000 --save-every 1 \
-    --out hung >hung.out 2>hung.err &
-  pid=$!
-  for _ in $(seq 1 600); do
-    [ -f hung/last.safetensors ] && break
-    sleep 0.1
-  done
-  victim=$(pgrep -P $pid | tail -n 1)
-  [ -n "$victim" ] && kill -STOP "$victim"
-  started=$(date +%s)
-  wait $pid
-  rc=$?
+  took=$(($(date +%s) - signalled))
   [ -n "$victim" ] && kill -KILL "$victim" 2>/dev/null
-  [ $rc -ne 0 ] || fail "a hung rank: mpirun exit 0"
-  [ $(($(date +%s) - started)) -lt 60 ] || fail "a hung rank: the job took over 60 s to end"
+  [ $rc -ne 0 ] || fail "$1: mpirun exit 0"
+  at=$(grep -ao '"step":"[0-9]*"' "$1/last.safetensors" | head -n 1 | tr -dc '0-9')
+  [ -n "$at" ] || fail "$1: last.safetensors has no step"
+  run "${1}_resume" ok "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps $((${at:-0} + 1)) \
+    --out "$1" --resume "$1/last.safetensors"
+}
+if command -v pgrep >/dev/null 2>&1; then
+  rank_fault killed KILL # a rank dies: mpirun ends the others
+  has killed.err "exited on signal 9"
+  # a rank hangs without exiting (stopped): the others give up after SKD_DIST_TIMEOUT
+  export SKD_DIST_TIMEOUT=3
+  rank_fault hung STOP
+  unset SKD_DIST_TIMEOUT
+  [ "$took" -lt 60 ] || fail "a hung rank: the job took $took s to end"
   has hung.err "for the other ranks (one of them hangs, or the network is down); giving up (SKD_DIST_TIMEOUT"
-  at=$(grep -ao '"step":"[0-9]*"' hung/last.safetensors | head -n 1 | tr -dc '0-9')
-  [ -n "$at" ] || fail "the hung run's last.safetensors has no step"
-  run hung_resume ok "$SKD" train --train-list demo/train.txt $NET --batch 4 --steps $((${at:-0} + 1)) \
-    --out hung --resume hung/last.safetensors
 fi
 
 echo "$PASSED checks passed, $FAILED failed"

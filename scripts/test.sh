@@ -22,7 +22,10 @@ run_suite() { # build-dir, extra cmake args... (ctest options in $CTEST_EXTRA)
   cmake -S . -B "$dir" -DSKD_WERROR=ON "$@" >/dev/null
   cmake --build "$dir" -j "$jobs"
   rm -f "$dir/errors.tsv"
-  (cd "$dir" && SKD_TEST_ERRLOG="$PWD/errors.tsv" ctest --output-on-failure ${CTEST_EXTRA:-})
+  # Two tests at a time: much of a test's time is process start, kernel-cache
+  # reads and host work, so the cores stay busier (each test has its own
+  # scratch directory).
+  (cd "$dir" && SKD_TEST_ERRLOG="$PWD/errors.tsv" ctest --output-on-failure -j "$jobs" ${CTEST_EXTRA:-})
 }
 
 echo "== build and test (RelWithDebInfo, -Werror)"

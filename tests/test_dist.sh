@@ -99,6 +99,15 @@ mkdir -p onep twop
 "$COMPARE" twop/r/last.safetensors onep/r/last.safetensors 1e-5 "" optim. >cmp_params.out ||
   fail "distillation, parameters: $(cat cmp_params.out)"
 echo "distillation, 2 steps, scale >= 1, every parameter: $(cat cmp_params.out)"
+# Without synchronised BN each rank normalises with its 2 images: another
+# training, not rounding (docs/DISTRIBUTED.md: parameters differ by ~1).
+mkdir -p nosync
+(cd nosync && $MPI 2 "$SKD" $TRAIN --teacher $teacher --steps 2 --scale-min 1 --scale-max 1.5 --no-sync-bn \
+  >../nosync.out 2>../nosync.err) || fail "2 ranks, --no-sync-bn: exit $?"
+if "$COMPARE" nosync/r/last.safetensors onep/r/last.safetensors 1e-2 "" optim. >cmp_nosync.out; then
+  fail "--no-sync-bn matched one process: $(cat cmp_nosync.out)"
+fi
+echo "distillation, 2 steps, scale >= 1, --no-sync-bn, every parameter: $(cat cmp_nosync.out)"
 # Buckets of 10 kB (dozens per step, started while backward runs) sum the
 # same elements: the same bits as one 25 MB bucket.
 mkdir -p small

@@ -20,6 +20,9 @@ typedef struct skd_device_info {
   char opencl_c_version[64];
   const char *type;              /* "GPU", "CPU", "ACCELERATOR", "OTHER" */
   int is_gpu;
+  /* Mesa's llvmpipe ends any loop after 65535 iterations per work-item
+   * (its shader loop limiter), silently: long-loop kernels are avoided. */
+  int loop_limited;
   unsigned compute_units;
   unsigned clock_mhz;
   unsigned long long global_mem_bytes;

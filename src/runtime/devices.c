@@ -42,6 +42,7 @@ static void fill_info(skd_device_info *di, cl_platform_id p, cl_device_id d) {
   clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
   di->type = type_name(type);
   di->is_gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
+  di->loop_limited = strstr(di->name, "llvmpipe") != NULL;
   cl_uint u = 0;
   clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof u, &u, NULL);
   di->compute_units = u;

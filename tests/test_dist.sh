@@ -203,8 +203,10 @@ rank_fault() {
 if command -v pgrep >/dev/null 2>&1; then
   rank_fault killed KILL # a rank dies: mpirun ends the others
   has killed.err "exited on signal 9"
-  # a rank hangs without exiting (stopped): the others give up after SKD_DIST_TIMEOUT
-  export SKD_DIST_TIMEOUT=3
+  # a rank hangs without exiting (stopped): the others give up after
+  # SKD_DIST_TIMEOUT (10 s: a sanitizer build on a busy machine can keep a
+  # rank that long from the first step's collective)
+  export SKD_DIST_TIMEOUT=10
   rank_fault hung STOP
   unset SKD_DIST_TIMEOUT
   [ "$took" -lt 60 ] || fail "a hung rank: the job took $took s to end"

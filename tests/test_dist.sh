@@ -147,6 +147,19 @@ run devices ok $MPI 2 "$SKD" list-devices
 has devices.out "rank 0 of 2 (node-local 0): device "
 has devices.out "rank 1 of 2 (node-local 1): device "
 
+# ---- bench under mpirun: per-rank and total rate, the allreduce time and
+# the share hidden behind backward, the last step's buckets ----
+export SKD_DIST_BUCKET_MB=0.05
+run bench ok $MPI 2 "$SKD" bench --steps 2 --warmup 1 --no-phases
+run bench_json ok $MPI 2 "$SKD" bench --steps 2 --warmup 1 --no-phases --json
+unset SKD_DIST_BUCKET_MB
+has bench.out "ranks       2: "
+has bench.out "% hidden), write-back "
+has bench.out "bucket 2 "
+has bench.out "backward    done on the device at "
+has bench_json.out '"ranks": 2, "images_per_s_per_rank": '
+has bench_json.out '"allreduce_hidden_percent": '
+
 # ---- checks at start ----
 run odd error $MPI 2 "$SKD" train --train-list demo/train.txt $NET --batch 3 --steps 1 --out odd
 has odd.err "the global batch must be a multiple of the 2 ranks"

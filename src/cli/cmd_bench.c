@@ -153,8 +153,16 @@ static void print_json_string(const char *s) {
   putchar('"');
 }
 
+/* The share of the allreduces' time in flight that backward covered. */
+static double hidden_share(double in_flight, double after_backward) {
+  if (in_flight <= 0) return 0;
+  double h = 100.0 * (1.0 - after_backward / in_flight);
+  return h < 0 ? 0 : h;
+}
+
 static void print_json(const char *device, const char *tuning, const struct preset *p, int steps, int warmup,
-                       int phases, double ms, const double *phase, const skd_trainer_memory *m) {
+                       int phases, double ms, const double *phase, const skd_trainer_memory *m,
+                       const double *allreduce) {
   printf("{\"device\": ");
   print_json_string(device);
   printf(", \"tuning\": ");
@@ -170,15 +178,13 @@ static void print_json(const char *device, const char *tuning, const struct pres
     printf("null");
   }
   printf(", \"memory_bytes\": {\"total\": %zu, \"arena\": %zu, \"params\": %zu, \"optimiser\": %zu, \"pools\": %zu, "
-         "\"workspace\": %zu, \"derived\": %zu, \"other\": %zu}}\n",
+         "\"workspace\": %zu, \"derived\": %zu, \"other\": %zu}",
          m->total, m->arena, m->params, m->optimiser, m->pools, m->workspace, m->derived, m->other);
-}
-
-/* The share of the allreduces' time in flight that backward covered. */
-static double hidden_share(double in_flight, double after_backward) {
-  if (in_flight <= 0) return 0;
-  double h = 100.0 * (1.0 - after_backward / in_flight);
-  return h < 0 ? 0 : h;
+  /* data parallel (1 rank: zeros): the batch is global, the times are medians */
+  printf(", \"ranks\": %d, \"images_per_s_per_rank\": %.4g, \"allreduce_ms\": %.4g, "
+         "\"allreduce_after_backward_ms\": %.4g, \"allreduce_hidden_percent\": %.4g, \"write_back_ms\": %.4g}\n",
+         skd_dist_size(), 1e3 * p->batch / ms / skd_dist_size(), allreduce[0], allreduce[1],
+         hidden_share(allreduce[0], allreduce[1]), allreduce[2]);
 }
 
 /* Data parallel: the last step's buckets against its backward. */
@@ -311,7 +317,7 @@ int cmd_bench(const cli_globals *g, int argc, char **argv) {
   if (st == SKD_OK) st = run_steps(ctx, t, steps, warmup, phases, &ms, phase, &m, allreduce);
   if (st != SKD_OK) fprintf(stderr, "skd-cl bench: %s\n", skd_error_last());
   else if (!lead) ;
-  else if (json) print_json(ctx->info.name, skd_context_tuning(ctx), p, steps, warmup, phases, ms, phase, &m);
+  else if (json) print_json(ctx->info.name, skd_context_tuning(ctx), p, steps, warmup, phases, ms, phase, &m, allreduce);
   else print_text(ctx->info.name, p, steps, warmup, phases, ms, phase, &m);
   if (st == SKD_OK && !json && lead) printf("tuning      %s\n", skd_context_tuning(ctx));
   if (st == SKD_OK && lead && !json && skd_dist_size() > 1) /* data parallel: the preset's batch is global */

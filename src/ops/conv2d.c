@@ -114,18 +114,11 @@ static int same_geometry(const skd_conv2d_params *a, const skd_conv2d_params *b)
  * from the environment (gemm / direct / vec; for experiments), else the
  * device's tuning: a rule for this exact shape, else its default algorithm
  * (untuned: vec on CPUs, direct elsewhere; measured in docs/PERFORMANCE.md).
- * A loop-limited device (llvmpipe) gets gemm unless the caller chose: vec
- * and direct work-items loop over every tap or pixel, and a loop there
- * stops after 65535 iterations (CLBlast's loops are tile-sized). */
-static skd_conv2d_algo chosen_algorithm(const skd_context *ctx, const skd_conv2d_params *p, const struct geom *g);
-
+ * Untuned, a loop-limited device (llvmpipe) gets gemm: vec and direct
+ * work-items loop over every tap or pixel, and a loop there stops after
+ * 65535 iterations (CLBlast's loops are tile-sized). */
 static skd_conv2d_algo conv_algorithm(const skd_context *ctx, const skd_conv2d_params *p, const struct geom *g) {
   if (p->algo != SKD_CONV2D_AUTO) return p->algo;
-  skd_conv2d_algo a = chosen_algorithm(ctx, p, g);
-  return ctx->info.loop_limited ? SKD_CONV2D_GEMM : a;
-}
-
-static skd_conv2d_algo chosen_algorithm(const skd_context *ctx, const skd_conv2d_params *p, const struct geom *g) {
   const char *env = getenv("SKD_CONV_ALGO");
   skd_conv2d_algo forced;
   if (env && skd_conv2d_algo_parse(env, &forced) == SKD_OK && forced != SKD_CONV2D_AUTO) return forced;
@@ -136,7 +129,8 @@ static skd_conv2d_algo chosen_algorithm(const skd_context *ctx, const skd_conv2d
         same_geometry(&r->p, p))
       return r->p.algo;
   }
-  if (t->algo == SKD_CONV2D_AUTO) return ctx->info.is_gpu ? SKD_CONV2D_DIRECT : SKD_CONV2D_VEC;
+  if (t->algo == SKD_CONV2D_AUTO)
+    return ctx->info.is_gpu ? SKD_CONV2D_DIRECT : ctx->info.loop_limited ? SKD_CONV2D_GEMM : SKD_CONV2D_VEC;
   return t->algo;
 }
 

@@ -106,22 +106,23 @@ static skd_status synced_stats(skd_context *ctx, const skd_bn_sync *sync, const 
   size_t global = (size_t)c * wg;
   st = skd_launch(ctx, &a, 1, &global, &wg);
   /* host: [own count, own (mean, ssd)] -> every rank's */
-  float *own = malloc((2 * (size_t)c + 1) * sizeof(float)), *all = malloc((size_t)ranks * (2 * (size_t)c + 1) * sizeof(float));
+  const size_t row = 2 * (size_t)c + 1;
+  float *own = malloc(row * sizeof(float)), *all = malloc((size_t)ranks * row * sizeof(float));
   if (!own || !all) st = skd_error(SKD_ENOMEM, "batchnorm forward: out of host memory for synchronised statistics");
   if (st == SKD_OK) st = skd_tensor_download(ctx, &part, own + 1);
   if (st == SKD_OK) {
     own[0] = (float)n * (float)hw;
-    st = sync->gather(sync->user, own, all, 2 * (size_t)c + 1);
+    st = sync->gather(sync->user, own, all, row);
   }
   double total = 0;
-  for (int r = 0; st == SKD_OK && r < ranks; r++) total += all[(size_t)r * (2 * (size_t)c + 1)];
+  for (int r = 0; st == SKD_OK && r < ranks; r++) total += all[(size_t)r * row];
   if (st == SKD_OK && total <= 1)
     st = skd_error(SKD_EINVAL, "batchnorm forward: expected more than 1 value per channel over all ranks when "
                    "training, got %g", total);
   for (int ch = 0; st == SKD_OK && ch < c; ch++) {
     double cnt = 0, mu = 0, m2 = 0;
     for (int r = 0; r < ranks; r++) { /* Chan's merge, rank order */
-      const float *p = all + (size_t)r * (2 * (size_t)c + 1);
+      const float *p = all + (size_t)r * row;
       double cb = p[0], mb = p[1 + ch], m2b = p[1 + c + ch];
       if (cb == 0) continue;
       double tot = cnt + cb, delta = mb - mu;

@@ -74,6 +74,9 @@ skd_status dist_broadcast_params(struct skd_trainer *t, skd_param *const *p, int
   return st;
 }
 
+static skd_status close_bucket(struct skd_trainer *t);
+static skd_status progress(struct skd_trainer *t);
+
 skd_status dist_grads_begin(struct skd_trainer *t) {
   if (t->ranks < 2) return SKD_OK;
   dist_grads *g = &t->grads;
@@ -87,8 +90,12 @@ skd_status dist_grads_begin(struct skd_trainer *t) {
   int dn = 0;
   skd_param *const *dp = t->adv ? adversary_params(t->adv, &dn, 0) : NULL;
   g->expected_params = student->ntrainable + dn;
-  return stage_reserve(t->ctx, g, total_floats(student->trainable, student->ntrainable, 1) + total_floats(dp, dn, 1),
-                       g->expected_params);
+  skd_status st = stage_reserve(t->ctx, g, total_floats(student->trainable, student->ntrainable, 1) +
+                                               total_floats(dp, dn, 1), g->expected_params);
+  /* D's gradients are complete: their bucket runs behind the student's backward. */
+  if (st == SKD_OK && dp) st = dist_grads_add(t, dp, dn);
+  if (st == SKD_OK) st = close_bucket(t);
+  return st == SKD_OK ? progress(t) : st;
 }
 
 /* Closes the bucket being filled (its reads are queued): it may start. */
@@ -114,6 +121,14 @@ static skd_status read_done(cl_event e, int *done) {
   return skd_cl_check(err, "reading gradients back for the allreduce");
 }
 
+/* A bucket's sum is back (seen at `at_ms`): the average, x 1/N (exact for a
+ * power-of-two rank count). */
+static void bucket_done(dist_grads *g, dist_bucket *b, int ranks, double at_ms) {
+  const float scale = 1.0f / (float)ranks;
+  b->done_ms = at_ms;
+  for (size_t k = 0; k < b->floats; k++) g->stage[b->start + k] *= scale;
+}
+
 /* Starts the buckets whose read-back is done (in order: every rank starts
  * them in the same order) and notes the ones whose sum came back (scaled by
  * 1/N there, off the critical path). Returns without waiting. */
@@ -128,14 +143,12 @@ static skd_status progress(struct skd_trainer *t) {
     b->started_ms = now_ms();
     st = skd_dist_iallreduce_sum(g->stage + b->start, b->floats, &b->handle);
   }
-  const float scale = 1.0f / (float)t->ranks; /* exact for a power-of-two rank count */
   while (st == SKD_OK && g->ndone < g->nstarted) {
     dist_bucket *b = &g->buckets[g->ndone];
     int done = 0;
     st = skd_dist_test(b->handle, &done);
     if (st != SKD_OK || !done) break;
-    b->done_ms = now_ms();
-    for (size_t k = 0; k < b->floats; k++) g->stage[b->start + k] *= scale;
+    bucket_done(g, b, t->ranks, now_ms());
     g->ndone++;
   }
   return st;
@@ -159,12 +172,6 @@ skd_status dist_grads_add(struct skd_trainer *t, skd_param *const *p, int n) {
     g->staged += floats;
     if (g->staged - g->bucket_start >= skd_dist_bucket_floats()) st = close_bucket(t);
   }
-  return st == SKD_OK ? progress(t) : st;
-}
-
-skd_status dist_grads_flush(struct skd_trainer *t) {
-  if (t->ranks < 2) return SKD_OK;
-  skd_status st = close_bucket(t);
   return st == SKD_OK ? progress(t) : st;
 }
 
@@ -198,12 +205,8 @@ skd_status dist_grads_finish(struct skd_trainer *t) {
   skd_status wait = skd_dist_wait_all();
   if (st == SKD_OK) st = wait;
   const double reduced = now_ms();
-  const float scale = 1.0f / (float)t->ranks;
-  for (; st == SKD_OK && g->ndone < g->nbuckets; g->ndone++) {
-    dist_bucket *b = &g->buckets[g->ndone];
-    b->done_ms = reduced;
-    for (size_t k = 0; k < b->floats; k++) g->stage[b->start + k] *= scale;
-  }
+  for (; st == SKD_OK && g->ndone < g->nbuckets; g->ndone++)
+    bucket_done(g, &g->buckets[g->ndone], t->ranks, reduced);
   /* Queued, not waited for: the stage is next written by the next step's
    * read-backs, which this in-order queue runs after these writes. */
   for (int i = 0; i < g->nparams && st == SKD_OK; i++)

@@ -533,13 +533,9 @@ static skd_status step_body(skd_trainer *t, skd_step_report *r) {
   double lr = skd_poly_lr(c->lr, t->step, c->steps, c->poly_power);
   t->opt.lr = lr;
   st = skd_nn_params_zero_grad(&t->student->params);
-  /* Data parallel: D's gradients are complete, so their allreduce runs
-   * behind the student's backward, whose own buckets start as it goes. */
-  int dn = 0;
-  skd_param *const *dp = t->adv ? adversary_params(t->adv, &dn, 0) : NULL;
+  /* Data parallel: D's allreduce runs behind the student's backward, whose
+   * own buckets start as it goes. */
   if (st == SKD_OK) st = dist_grads_begin(t);
-  if (st == SKD_OK && dp) st = dist_grads_add(t, dp, dn);
-  if (st == SKD_OK) st = dist_grads_flush(t);
   if (st == SKD_OK) st = skd_pspnet_backward(t->student, &dq, &ddsn, df.mem ? &df : NULL);
   if (st == SKD_OK) st = phase_end(t, r, SKD_PHASE_STUDENT_BWD, &mark);
   if (st == SKD_OK) st = dist_grads_finish(t);

@@ -101,14 +101,13 @@ skd_status grad_norms_compute(struct skd_trainer *t, const grad_snapshots *g, co
 /* dist_grads.c: data parallel over ranks (no-ops with one rank). */
 /* Rank 0's values of these parameters on every rank (the start of a run). */
 skd_status dist_broadcast_params(struct skd_trainer *t, skd_param *const *p, int n);
-/* A step's gradient averaging: begin (expects the student's and D's), add
- * each as backward finishes it (the student's through dist_grads_hook, the
- * exec hook), flush (the bucket so far may start), finish (waits for every
+/* A step's gradient averaging: begin (expects the student's and D's, and
+ * starts D's, complete by then), add each of the student's as backward
+ * finishes it (dist_grads_hook, the exec hook), finish (waits for every
  * sum, writes the averages back, fills the times). */
 skd_status dist_grads_begin(struct skd_trainer *t);
 skd_status dist_grads_add(struct skd_trainer *t, skd_param *const *p, int n);
 skd_status dist_grads_hook(void *trainer, skd_param *const *p, int n);
-skd_status dist_grads_flush(struct skd_trainer *t);
 skd_status dist_grads_finish(struct skd_trainer *t);
 void dist_grads_free(dist_grads *g);
 /* adversary.c: D's trainable parameters (all 0) or its whole state (all 1). */
